@@ -1,0 +1,88 @@
+"""The `omzconv` command: global options, the shared context, and the one error boundary.
+
+Commands live one per module and stay thin: they parse options, call the library, and render.
+TensorFlow and OpenVINO are imported only inside the library calls that need them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import click
+
+from omzconv import __version__
+from omzconv.errors import OmzconvError
+from omzconv.registry import MODELS_ENV, Registry, load_registry
+from omzconv.workspace import CACHE_ENV, OUTPUT_ENV, Workspace, default_cache_dir, default_output_dir
+
+
+@dataclass
+class App:
+    """What every command receives (`@click.pass_obj`)."""
+
+    models_path: Path | None
+    cache_dir: Path
+    output_dir: Path
+    verbose: int = 0
+    quiet: bool = False
+
+    @cached_property
+    def registry(self) -> Registry:
+        return load_registry(self.models_path)
+
+    def workspace(self, synthetic: bool = False) -> Workspace:
+        return Workspace(self.cache_dir, self.output_dir, synthetic=synthetic)
+
+
+class _Group(click.Group):
+    """Turns omzconv's own exceptions into `Error: <message>` and exit code 1.
+
+    Anything else is a bug and keeps its traceback.
+    """
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OmzconvError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="omzconv")
+@click.option("--models", "models_path", type=click.Path(path_type=Path, dir_okay=False), envvar=MODELS_ENV,
+              help=f"Model registry to read [env {MODELS_ENV}; default: the models.yaml shipped with omzconv].")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), envvar=CACHE_ENV,
+              help=f"Where downloaded checkpoints go [env {CACHE_ENV}; default: the user cache dir].")
+@click.option("-o", "--output-dir", type=click.Path(path_type=Path, file_okay=False), envvar=OUTPUT_ENV,
+              help=f"Where frozen graphs, IRs and reports go [env {OUTPUT_ENV}; default: ./omzconv-out].")
+@click.option("-v", "--verbose", count=True, help="More detail (repeat for debug logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors and the final result; no progress bars.")
+@click.pass_context
+def main(ctx: click.Context, models_path, cache_dir, output_dir, verbose, quiet) -> None:
+    """Convert TF-Slim Inception-v4 and Inception-ResNet-v2 to OpenVINO IR, and prove the result
+    computes what the original does.
+
+    \b
+    Typical use:
+      omzconv list                          the models and what is already done
+      omzconv convert --all                 download → freeze → convert (FP32, FP16)
+      omzconv verify --all --data-dir DIR   accuracy of original vs converted on ImageNet val
+    Add --synthetic-weights to run everything offline on generated weights.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = App(models_path=models_path, cache_dir=cache_dir or default_cache_dir(),
+                  output_dir=output_dir or default_output_dir(), verbose=verbose, quiet=quiet)
+
+
+def _register() -> None:
+    from omzconv.cli import convert, download, freeze, info, list_models
+
+    for module in (list_models, info, download, freeze, convert):
+        main.add_command(module.command)
+
+
+_register()

@@ -1,0 +1,71 @@
+"""`omzconv convert`: frozen graph → OpenVINO IR (runs the earlier stages that are missing)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from omzconv.cli import App
+from omzconv.cli.ui import (human_size, models_argument, print_json, print_table, stage_status, stdout,
+                            synthetic_option, transfer_bars)
+
+
+@click.command("convert", short_help="Frozen graph → OpenVINO IR (FP32, FP16), self-checked against TensorFlow.")
+@models_argument
+@synthetic_option
+@click.option("-p", "--precisions", default="FP32,FP16", show_default=True,
+              help="Comma-separated precisions to write: FP32, FP16.")
+@click.option("--input-type", type=click.Choice(["f32", "u8"]),
+              help="Element type of the IR's input [default: from models.yaml, f32].")
+@click.option("--layout", type=click.Choice(["NCHW", "NHWC"]),
+              help="Layout of the IR's input [default: from models.yaml, NCHW].")
+@click.option("--no-check", is_flag=True, help="Skip the self-check against the frozen graph.")
+@click.option("-f", "--force", is_flag=True, help="Convert again even if the IR is up to date.")
+@click.option("-n", "--dry-run", is_flag=True, help="Print what would be done; do nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_obj
+def command(app: App, names, all_models, synthetic, precisions, input_type, layout, no_check, force,
+            dry_run, as_json) -> None:
+    """Convert NAME... (or --all) to OpenVINO IR in <output-dir>/<name>/<PRECISION>/<name>.xml.
+
+    \b
+    The IR takes NCHW [1,3,299,299] BGR pixels in 0..255 (f32); it reverses the channels and applies
+    the model's mean and scale itself. Missing earlier stages (download, freeze) run first. Each IR
+    is checked against the frozen graph in TensorFlow before it is put in place:
+      FP32: max |Δ| of softmax probabilities ≤ 1e-4;  FP16: same top-1 class.
+    """
+    from omzconv.convert import parse_precisions
+    from omzconv.pipeline import ensure_converted
+
+    models = app.registry.select(names, all_models)
+    wanted = parse_precisions(precisions)
+    workspace = app.workspace(synthetic)
+    if dry_run:
+        for model in models:
+            for precision in wanted:
+                ir = workspace.ir_path(model, precision)
+                state = "exists (will be checked for staleness)" if ir.is_file() else "to convert"
+                frozen = workspace.frozen_path(model)
+                source = frozen if frozen.is_file() else "freeze first"
+                stdout.print(f"{model.name} {precision}: {ir} — {state}; source: {source}", soft_wrap=True)
+        return
+    results = []
+    for model in models:
+        for precision in wanted:
+            with transfer_bars(app.quiet) as add_bar, \
+                    stage_status(f"convert {model.name} {precision}", app.quiet) as on_stage:
+                results.append(ensure_converted(
+                    model, workspace, app.registry, precision, input_type=input_type, layout=layout,
+                    check=not no_check, force=force, progress=add_bar(model.name), on_stage=on_stage))
+    if as_json:
+        print_json([{**asdict(r), "synthetic": synthetic} for r in results])
+        return
+    rows = []
+    for r in results:
+        check = "skipped" if r.check is None else (
+            f"max|Δp| {r.check.max_prob_delta:.2e}, top-1 {r.check.top1_agreement:.0%}")
+        rows.append([r.model, r.precision, human_size(r.size),
+                     "up to date" if r.skipped else f"{r.seconds:.1f} s", check, str(r.path)])
+    title = "Converted (synthetic weights)" if synthetic else "Converted"
+    print_table(title, ["model", "precision", "size", "time", "self-check", "IR"], rows)

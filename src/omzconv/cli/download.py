@@ -1,0 +1,42 @@
+"""`omzconv download`: fetch and verify the checkpoint archives, then extract them."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import click
+
+from omzconv.cli import App
+from omzconv.cli.ui import info, models_argument, print_json, stdout, transfer_bars
+from omzconv.download import dry_run_plan
+from omzconv.pipeline import obtain_checkpoint
+
+
+@click.command("download", short_help="Download, verify and extract the official checkpoints.")
+@models_argument
+@click.option("-j", "--jobs", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Download this many models at once.")
+@click.option("-n", "--dry-run", is_flag=True, help="Say what would be fetched; fetch nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the resulting paths as JSON.")
+@click.pass_obj
+def command(app: App, names: tuple[str, ...], all_models: bool, jobs: int, dry_run: bool, as_json: bool) -> None:
+    """Download the official checkpoint archives of NAME... (or --all), verify size and hash, and
+    extract them into the cache directory.
+
+    Each URL of a model is tried in order; an interrupted download resumes where it stopped; a file
+    already downloaded and verified is not fetched again.
+    """
+    models = app.registry.select(names, all_models)
+    workspace = app.workspace()
+    if dry_run:
+        for model in models:
+            stdout.print(dry_run_plan(model.files[0], workspace.download_dir(model)), soft_wrap=True)
+        return
+    with transfer_bars(app.quiet) as add_bar, ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {m.name: pool.submit(obtain_checkpoint, m, workspace, add_bar(m.name)) for m in models}
+        paths = {name: future.result() for name, future in futures.items()}
+    if as_json:
+        print_json({name: str(path) for name, path in paths.items()})
+    else:
+        for name, path in paths.items():
+            info(f"{name}: checkpoint ready at {path}", quiet=False)

@@ -1,0 +1,104 @@
+"""Terminal output shared by the commands: tables, JSON, progress bars, model selection."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn,
+                           TimeRemainingColumn, TransferSpeedColumn)
+from rich.table import Table
+
+# Piped output is not cut to 80 columns (use --json for machines).
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+stderr = Console(stderr=True, highlight=False)
+
+
+def models_argument(func: Callable) -> Callable:
+    """`NAME...` and `--all`, the way every command that acts on models takes them."""
+    func = click.option("--all", "all_models", is_flag=True, help="Every model in the registry.")(func)
+    return click.argument("names", nargs=-1, metavar="[NAME]...")(func)
+
+
+def json_option(func: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(func)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    stdout.print(table)
+
+
+def info(message: str, quiet: bool) -> None:
+    """A progress note on stderr, so stdout stays clean for tables and JSON."""
+    if not quiet:
+        stderr.print(message)
+
+
+@contextmanager
+def transfer_bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int | None], None]]]:
+    """Download bars, one per file; yields `add(description)` → the `progress(done, total)` callback
+    the library calls. Safe to use from several threads."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda description: (lambda done, total: None)
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        def add(description: str) -> Callable[[int, int | None], None]:
+            task = bar.add_task(description, total=None)
+            return lambda done, total: bar.update(task, completed=done, total=total)
+
+        yield add
+
+
+@contextmanager
+def step_progress(description: str, total: int | None, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A bar over items (images, models); yields `advance(n)`."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda n=1: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+@contextmanager
+def stage_status(label: str, quiet: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner showing the current stage of a long step; yields `on_stage(text)`."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda stage: None
+        return
+    with stderr.status(f"{label}: starting") as status:
+        yield lambda stage: status.update(f"{label}: {stage}")
+
+
+def synthetic_option(func: Callable) -> Callable:
+    return click.option(
+        "--synthetic-weights", "synthetic", is_flag=True,
+        help="Use generated weights in the official checkpoint layout instead of downloading the real "
+             "ones (offline runs, tests). They recognize nothing; results are labelled synthetic and "
+             "kept apart from real ones.")(func)
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")

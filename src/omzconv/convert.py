@@ -1,0 +1,282 @@
+"""Frozen graph → OpenVINO IR, with the model's preprocessing folded in, then a self-check.
+
+The IR takes what the seed docs describe: by default NCHW [1,3,299,299], BGR, raw 0..255 f32;
+its PrePostProcessor reverses the channels and applies the mean/scale declared in models.yaml.
+The IR is written to a temp directory, checked against the frozen graph in TensorFlow on a few
+deterministic images, and only then renamed to `<out>/<name>/<PRECISION>/`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omzconv import __version__
+from omzconv.errors import ConversionError, GraphError
+from omzconv.fileutil import atomic_dir, atomic_path, file_digest, read_json, write_json_atomic
+from omzconv.registry import Model, PrecisionTolerance
+from omzconv.runners import IRInput, OVRunner, TFRunner, load_graph_def, probabilities
+
+PRECISIONS = ("FP32", "FP16")
+CHECK_IMAGES = 4
+CHECK_SEED = 20160909
+SIDECAR = "omzconv.json"
+LABELS_FILE = Path(__file__).with_name("data") / "imagenet_synsets.txt"
+VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp", "ReadVariableOp"}
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    images: int
+    max_prob_delta: float
+    top1_agreement: float
+    criterion: str
+    passed: bool
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    model: str
+    precision: str
+    path: Path
+    skipped: bool
+    seconds: float
+    size: int
+    check: SelfCheck | None
+
+
+def parse_precisions(text: str | Sequence[str], allowed: Sequence[str] = PRECISIONS) -> tuple[str, ...]:
+    items = [p.strip().upper() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    for item in items:
+        if item not in allowed:
+            raise ConversionError(f"unknown precision {item!r}; choose from {', '.join(allowed)}")
+    if not items:
+        raise ConversionError(f"no precision given; choose from {', '.join(allowed)}")
+    return tuple(dict.fromkeys(items))
+
+
+def ir_files(xml_path: Path) -> tuple[Path, Path]:
+    return xml_path, xml_path.with_suffix(".bin")
+
+
+def ir_input_for(model: Model, input_type: str | None, layout: str | None) -> IRInput:
+    declared = model.converted_input
+    return IRInput(layout or declared.layout, declared.color, input_type or declared.element_type)
+
+
+def is_up_to_date(xml_path: Path, recipe: dict) -> bool:
+    meta = read_json(xml_path.parent / SIDECAR)
+    if not meta or not all(p.is_file() for p in ir_files(xml_path)):
+        return False
+    return meta.get("recipe") == recipe and meta.get("sha256") == "sha256:" + file_digest(ir_files(xml_path))
+
+
+def convert(
+    model: Model,
+    pb_path: Path,
+    xml_path: Path,
+    precision: str,
+    *,
+    outputs: Sequence[str],
+    tolerance: PrecisionTolerance,
+    weights: str,
+    input_type: str | None = None,
+    layout: str | None = None,
+    check: bool = True,
+    force: bool = False,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> ConvertResult:
+    """Convert `pb_path` to the IR at `xml_path` in `precision`; skip if up to date."""
+    precision = parse_precisions([precision])[0]
+    ir_input = ir_input_for(model, input_type, layout)
+    on_stage("hashing frozen graph")
+    recipe = {
+        "source_sha256": "sha256:" + file_digest(pb_path),
+        "precision": precision,
+        "outputs": list(outputs),
+        "input": asdict(ir_input),
+        "weights": weights,
+        "omzconv_version": __version__,
+    }
+    if not force and is_up_to_date(xml_path, recipe):
+        meta = read_json(xml_path.parent / SIDECAR)
+        stored = meta.get("check")
+        return ConvertResult(model.name, precision, xml_path, True, 0.0, _size(xml_path),
+                             SelfCheck(**stored) if stored else None)
+
+    started = time.perf_counter()
+    on_stage("converting")
+    ov_model = build_ov_model(model, pb_path, outputs, ir_input)
+    set_model_info(ov_model, model, ir_input, recipe)
+    from openvino import save_model
+
+    with atomic_dir(xml_path.parent) as tmp:
+        tmp_xml = tmp / xml_path.name
+        on_stage("saving")
+        save_model(ov_model, str(tmp_xml), compress_to_fp16=(precision == "FP16"))
+        result = None
+        if check:
+            on_stage("self-check")
+            result = self_check(model, pb_path, tmp_xml, outputs, tolerance)
+            if not result.passed:
+                raise ConversionError(
+                    f"{model.name} {precision}: self-check failed ({result.criterion}): max |Δ prob| "
+                    f"{result.max_prob_delta:.3g}, top-1 agreement {result.top1_agreement:.0%} on "
+                    f"{result.images} images; nothing was written")
+        seconds = time.perf_counter() - started
+        write_json_atomic(tmp / SIDECAR, {
+            "recipe": recipe,
+            "sha256": "sha256:" + file_digest(ir_files(tmp_xml)),
+            "check": asdict(result) if result else None,
+            "seconds": round(seconds, 3),
+        })
+    return ConvertResult(model.name, precision, xml_path, False, seconds, _size(xml_path), result)
+
+
+def _size(xml_path: Path) -> int:
+    return sum(p.stat().st_size for p in ir_files(xml_path))
+
+
+def check_frozen_graph(model: Model, pb_path: Path, outputs: Sequence[str]) -> None:
+    """Raise GraphError unless `pb_path` is a frozen graph holding the model's input and `outputs`."""
+    graph_def = load_graph_def(pb_path)
+    ops = {node.name: node.op for node in graph_def.node}
+    variables = sorted(name for name, op in ops.items() if op in VARIABLE_OPS)
+    if variables:
+        raise GraphError(f"{pb_path} is not frozen: it still has {len(variables)} variables "
+                         f"(e.g. {variables[0]}); run `omzconv freeze` on the checkpoint")
+    for name in (model.input.name, *outputs):
+        if name not in ops:
+            close = difflib.get_close_matches(name, list(ops), n=3, cutoff=0.6)
+            hint = f"; names that look close: {', '.join(close)}" if close else ""
+            raise GraphError(f"node {name!r} is not in {pb_path.name}{hint}")
+
+
+def build_ov_model(model: Model, pb_path: Path, outputs: Sequence[str], ir_input: IRInput) -> Any:
+    """convert_model + PrePostProcessor; tensor names as the seed docs give them."""
+    from omzconv.ovcompat import import_openvino
+
+    ov = import_openvino()
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    check_frozen_graph(model, pb_path, outputs)
+    try:
+        ov_model = ov.convert_model(str(pb_path), input=[(f"{model.input.name}:0", list(model.input.shape))],
+                                    output=[f"{o}:0" for o in outputs])
+    except Exception as exc:  # OpenVINO raises its own exception types with multi-line text
+        raise ConversionError(f"OpenVINO could not convert {pb_path}: {str(exc).strip().splitlines()[0]}") from exc
+
+    pre = model.preprocessing
+    ppp = PrePostProcessor(ov_model)
+    tensor = ppp.input().tensor()
+    tensor.set_element_type(ov.Type.u8 if ir_input.element_type == "u8" else ov.Type.f32)
+    tensor.set_layout(ov.Layout(ir_input.layout))
+    tensor.set_color_format(getattr(ColorFormat, ir_input.color))
+    ppp.input().model().set_layout(ov.Layout(model.input.layout))
+    steps = ppp.input().preprocess()
+    if ir_input.element_type == "u8":
+        steps.convert_element_type(ov.Type.f32)
+    if ir_input.color != pre.color:
+        steps.convert_color(getattr(ColorFormat, pre.color))
+    steps.mean(pre.mean[0] if len(pre.mean) == 1 else list(pre.mean))
+    steps.scale(pre.scale[0] if len(pre.scale) == 1 else list(pre.scale))
+    ov_model = ppp.build()
+
+    ci = model.converted_input
+    ov_model.inputs[0].get_tensor().set_names({ci.name, *ci.aliases})
+    for port in ov_model.outputs:
+        names = port.get_names()
+        match = [o for o in outputs if o in names or f"{o}:0" in names]
+        if len(match) != 1:
+            raise ConversionError(f"cannot tell which requested output the IR output {sorted(names)} is")
+        port.get_tensor().set_names({match[0]})
+    ov_model.set_friendly_name(model.name)
+    return ov_model
+
+
+def imagenet_labels(num_classes: int, label_offset: int) -> list[str]:
+    """Class names for the model's outputs: 'background' first for 1001-class models."""
+    names = [line.split(" ", 1)[1].split(",")[0].strip().replace(" ", "_")
+             for line in LABELS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    labels = ["background"] * label_offset + names
+    if len(labels) != num_classes:
+        raise ConversionError(f"{len(labels)} labels for {num_classes} classes")
+    return labels
+
+
+def set_model_info(ov_model: Any, model: Model, ir_input: IRInput, recipe: dict) -> None:
+    """rt_info the way openvino-model-api reads it, plus omzconv's provenance."""
+    info = {
+        "model_type": "Classification",
+        "labels": " ".join(imagenet_labels(model.num_classes, model.label_offset)),
+        "embedded_processing": "True",
+        "reverse_input_channels": "False",
+        "mean_values": "0 0 0",
+        "scale_values": "1 1 1",
+        "resize_type": "standard",
+        "output_raw_scores": "True",
+        "input_layout": ir_input.layout,
+        "input_color": ir_input.color,
+        "input_element_type": ir_input.element_type,
+        "central_fraction": str(model.preprocessing.central_fraction),
+        "folded_mean": " ".join(map(str, model.preprocessing.mean)),
+        "folded_scale": " ".join(map(str, model.preprocessing.scale)),
+    }
+    for key, value in info.items():
+        ov_model.set_rt_info(value, ["model_info", key])
+    provenance = {"version": __version__, "model": model.name, "source_sha256": recipe["source_sha256"],
+                  "weights": recipe["weights"], "precision": recipe["precision"],
+                  "outputs": " ".join(recipe["outputs"])}
+    for key, value in provenance.items():
+        ov_model.set_rt_info(value, ["omzconv", key])
+
+
+def reference_outputs(model: Model, pb_path: Path, outputs: Sequence[str], images: np.ndarray) -> dict[str, np.ndarray]:
+    """The frozen graph's outputs on the self-check images, cached beside it by its hash."""
+    cache = pb_path.with_suffix(".selfcheck.npz")
+    key = np.frombuffer(f"{file_digest(pb_path)} {' '.join(outputs)} {images.shape}".encode(), np.uint8)
+    if cache.is_file():
+        with np.load(cache) as stored:
+            if np.array_equal(stored["key"], key):
+                return {o: stored[f"out{i}"] for i, o in enumerate(outputs)}
+    runner = TFRunner(model, outputs, pb_path=pb_path)
+    try:
+        result = runner.run(images)
+    finally:
+        runner.close()
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, key=key, **{f"out{i}": result[o] for i, o in enumerate(outputs)})
+    return result
+
+
+def self_check(model: Model, pb_path: Path, xml_path: Path, outputs: Sequence[str],
+               tolerance: PrecisionTolerance) -> SelfCheck:
+    """Compare the IR with the frozen graph on a few deterministic natural-looking images."""
+    from omzconv.procedural import natural_images
+
+    size = model.preprocessing.size
+    images = natural_images(CHECK_IMAGES, size, seed=CHECK_SEED).astype(np.float32)
+    expected = reference_outputs(model, pb_path, outputs, images)
+    got = OVRunner(model, xml_path, outputs).run(images)
+    deltas, agree = [], []
+    for name in outputs:
+        p_ref, p_ir = probabilities(model, name, expected[name]), probabilities(model, name, got[name])
+        deltas.append(float(np.abs(p_ref - p_ir).max()))
+        agree.append(float(np.mean(p_ref.argmax(-1) == p_ir.argmax(-1))))
+    max_delta, agreement = max(deltas), min(agree)
+    criteria = []
+    passed = True
+    if tolerance.self_check_max_prob_delta is not None:
+        criteria.append(f"max |Δ prob| ≤ {tolerance.self_check_max_prob_delta:g}")
+        passed &= max_delta <= tolerance.self_check_max_prob_delta
+    if tolerance.self_check_top1:
+        criteria.append("top-1 agrees")
+        passed &= agreement == 1.0
+    return SelfCheck(len(images), max_delta, agreement, ", ".join(criteria) or "none", bool(passed))

@@ -1,0 +1,49 @@
+"""Exceptions omzconv raises for problems a user can fix.
+
+Every class here carries a one-line, user-facing message. The CLI turns them into
+``Error: <message>`` and exit code 1; any other exception is a bug and keeps its traceback.
+"""
+
+
+class OmzconvError(Exception):
+    """Base class: a problem with the user's input, files or environment."""
+
+
+class ConfigError(OmzconvError):
+    """models.yaml (or another descriptor) is malformed."""
+
+
+class UnknownModelError(OmzconvError):
+    """A model or dataset name that the registry does not know."""
+
+
+class DownloadError(OmzconvError):
+    """Every URL failed, or what arrived did not verify."""
+
+
+class IntegrityError(DownloadError):
+    """A file's size or hash differs from the one declared."""
+
+
+class ArchiveError(OmzconvError):
+    """An archive is corrupt or has members that would escape the target directory."""
+
+
+class CheckpointError(OmzconvError):
+    """A checkpoint is missing, unreadable, or does not match the network."""
+
+
+class GraphError(OmzconvError):
+    """A frozen graph is unreadable or lacks a requested node."""
+
+
+class ConversionError(OmzconvError):
+    """OpenVINO conversion failed or the converted model disagrees with the original."""
+
+
+class DatasetError(OmzconvError):
+    """A dataset directory is missing, of an unknown layout, or has bad entries."""
+
+
+class ImageDecodeError(DatasetError):
+    """An image file is missing, truncated or not an image Pillow can decode."""

@@ -1,0 +1,215 @@
+"""Checkpoint → TensorFlow frozen graph (the only stage that needs the network definitions).
+
+`freeze()` builds the model's network in inference mode, restores exactly the network's
+variables from a V1 single-file or V2 (.index/.data) checkpoint, turns them into constants and
+writes `<name>.frozen.pb` with deterministic bytes, atomically, plus a `<name>.frozen.json`
+sidecar recording what it was frozen from. An up-to-date graph is not frozen again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from omzconv import __version__
+from omzconv.errors import CheckpointError, GraphError
+from omzconv.fileutil import file_digest, read_json, write_bytes_atomic, write_json_atomic
+from omzconv.registry import Model
+
+MAX_NAMED = 20  # variables named in a mismatch error before "… and N more"
+Builder = Callable[..., tuple[Any, dict[str, Any]]]  # build(images, num_classes=, is_training=)
+
+
+@dataclass(frozen=True)
+class FreezeResult:
+    model: str
+    path: Path
+    outputs: tuple[str, ...]
+    skipped: bool
+    weights: str  # official, synthetic or custom
+    seconds: float
+    size: int
+    nodes: int
+
+
+def sidecar_path(pb_path: Path) -> Path:
+    return pb_path.with_suffix(".json")
+
+
+def checkpoint_files(path: Path) -> tuple[Path, list[Path]]:
+    """The prefix to restore from and the files that make up the checkpoint.
+
+    Accepts a V1 single file (`model.ckpt`) or a V2 checkpoint by prefix (`model.ckpt`, with
+    `model.ckpt.index` and `model.ckpt.data-*` beside it) or by its `.index` file.
+    """
+    path = Path(path)
+    if path.suffix == ".index":
+        path = path.with_suffix("")
+    index = path.with_name(path.name + ".index")
+    if index.is_file():
+        data = sorted(path.parent.glob(path.name + ".data-*"))
+        if not data:
+            raise CheckpointError(f"{index} has no {path.name}.data-* file beside it")
+        return path, [index, *data]
+    if path.is_file():
+        return path, [path]
+    raise CheckpointError(f"no checkpoint at {path} (expected a V1 file, or a V2 prefix with .index/.data)")
+
+
+def checkpoint_digest(path: Path) -> str:
+    _, files = checkpoint_files(path)
+    return "sha256:" + file_digest(files)
+
+
+def is_up_to_date(pb_path: Path, checkpoint_sha: str, outputs: Sequence[str], weights: str,
+                  network_source: str) -> bool:
+    """True when the frozen graph exists, is intact, and came from the same inputs and version."""
+    meta = read_json(sidecar_path(pb_path))
+    if not meta or not pb_path.is_file():
+        return False
+    return (
+        meta.get("checkpoint_sha256") == checkpoint_sha
+        and meta.get("outputs") == list(outputs)
+        and meta.get("omzconv_version") == __version__
+        and meta.get("weights") == weights
+        and meta.get("network_source") == network_source
+        and meta.get("sha256") == "sha256:" + file_digest(pb_path)
+    )
+
+
+def freeze(
+    model: Model,
+    checkpoint: Path,
+    pb_path: Path,
+    outputs: Sequence[str] | None = None,
+    *,
+    weights: str = "official",
+    network: Builder | None = None,
+    network_source: str = "omzconv",
+    force: bool = False,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> FreezeResult:
+    """Freeze `checkpoint` for `model` into `pb_path`; skip if up to date (unless `force`).
+
+    `network` replaces omzconv's own builder for the model (e.g. one from an upstream slim
+    checkout); `network_source` names it in the sidecar.
+    """
+    outputs = tuple(outputs or (o.name for o in model.default_outputs))
+    on_stage("hashing checkpoint")
+    checkpoint_sha = checkpoint_digest(checkpoint)
+    if not force and is_up_to_date(pb_path, checkpoint_sha, outputs, weights, network_source):
+        meta = read_json(sidecar_path(pb_path))
+        return FreezeResult(model.name, pb_path, outputs, True, meta["weights"], 0.0,
+                            pb_path.stat().st_size, int(meta.get("nodes", 0)))
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    graph_def = _frozen_graph_def(model, checkpoint, outputs, network, on_stage, timings)
+    on_stage("writing")
+    data = graph_def.SerializeToString(deterministic=True)
+    write_bytes_atomic(pb_path, data)
+    seconds = time.perf_counter() - started
+    from omzconv.tfcompat import import_tf
+
+    write_json_atomic(sidecar_path(pb_path), {
+        "model": model.name,
+        "network": model.network,
+        "network_source": network_source,
+        "weights": weights,
+        "checkpoint": str(checkpoint),
+        "checkpoint_sha256": checkpoint_sha,
+        "outputs": list(outputs),
+        "input": asdict(model.input),
+        "sha256": "sha256:" + file_digest(pb_path),
+        "size": len(data),
+        "nodes": len(graph_def.node),
+        "omzconv_version": __version__,
+        "tensorflow_version": import_tf().__version__,
+        "seconds": {**timings, "total": round(seconds, 3)},
+    })
+    return FreezeResult(model.name, pb_path, outputs, False, weights, seconds, len(data), len(graph_def.node))
+
+
+def build_inference_graph(model: Model, graph: Any, batch: int | None = None,
+                          network: Builder | None = None) -> tuple[Any, dict[str, Any]]:
+    """Build `model`'s network in inference mode into `graph`; return (input placeholder, end points)."""
+    from omzconv.nets import get_network
+    from omzconv.tfcompat import import_tf
+
+    tf = import_tf()
+    shape = list(model.input.shape)
+    if batch is not None:
+        shape[0] = batch
+    with graph.as_default():
+        images = tf.placeholder(tf.float32, shape, name=model.input.name)
+        build = network or get_network(model.network)
+        _, end_points = build(images, num_classes=model.num_classes, is_training=False)
+    return images, end_points
+
+
+def _frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str], network: Builder | None,
+                      on_stage: Callable[[str], None], timings: dict[str, float]) -> Any:
+    from omzconv.tfcompat import import_tf
+
+    tf = import_tf()
+    prefix, _ = checkpoint_files(checkpoint)
+    t0 = time.perf_counter()
+    on_stage("building graph")
+    graph = tf.Graph()
+    build_inference_graph(model, graph, network=network)
+    check_outputs(graph, outputs)
+    timings["build"] = round(time.perf_counter() - t0, 3)
+
+    t0 = time.perf_counter()
+    on_stage("restoring variables")
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        variables = tf.global_variables()
+        check_checkpoint(prefix, {v.op.name: v.shape.as_list() for v in variables}, model.name)
+        tf.train.Saver(var_list={v.op.name: v for v in variables}).restore(sess, str(prefix))
+        timings["restore"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        on_stage("freezing")
+        frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), list(outputs))
+    timings["freeze"] = round(time.perf_counter() - t0, 3)
+    return frozen
+
+
+def check_outputs(graph: Any, outputs: Sequence[str]) -> None:
+    """Raise GraphError for an output node that is not in `graph`, suggesting close names."""
+    names = [op.name for op in graph.get_operations()]
+    known = set(names)
+    for output in outputs:
+        if output not in known:
+            close = difflib.get_close_matches(output, names, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise GraphError(f"output node {output!r} is not in the graph{hint}")
+
+
+def check_checkpoint(prefix: Path, expected: dict[str, list[int]], model_name: str) -> None:
+    """Raise CheckpointError naming every network variable missing from, or mis-shaped in, the
+    checkpoint. Extra variables in the checkpoint (e.g. global_step) are fine."""
+    from omzconv.tfcompat import import_tf
+
+    tf = import_tf()
+    try:
+        reader = tf.train.NewCheckpointReader(str(prefix))
+    except Exception as exc:  # TF raises DataLossError/NotFoundError/...; all mean "not a checkpoint"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {prefix}: {first_line}") from exc
+    stored = reader.get_variable_to_shape_map()
+    problems = []
+    for name, shape in expected.items():
+        if name not in stored:
+            problems.append(f"{name} missing")
+        elif list(stored[name]) != shape:
+            problems.append(f"{name} has shape {list(stored[name])}, the network needs {shape}")
+    if problems:
+        shown = "; ".join(problems[:MAX_NAMED])
+        more = f"; … and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
+        raise CheckpointError(
+            f"checkpoint {prefix} does not fit {model_name}: {len(problems)} of {len(expected)} "
+            f"variables wrong: {shown}{more}")

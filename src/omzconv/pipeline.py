@@ -1,0 +1,96 @@
+"""The stages in order — checkpoint → frozen graph → IR — each run only when its result is missing.
+
+Commands call these so that `omzconv convert` can start from nothing and `omzconv verify` from
+anything, and every stage's skip-if-up-to-date logic lives in the stage's own module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from omzconv.download import extract_archive, fetch
+from omzconv.errors import GraphError
+from omzconv.fileutil import read_json
+from omzconv.freeze import FreezeResult, freeze, sidecar_path
+from omzconv.registry import Model, Registry
+from omzconv.workspace import Workspace
+
+Stage = Callable[[str], None]
+Progress = Callable[[int, int | None], None]
+
+
+def _quiet(stage: str) -> None:
+    pass
+
+
+def weights_kind(workspace: Workspace, checkpoint: Path | None) -> str:
+    if workspace.synthetic:
+        return "synthetic"
+    return "custom" if checkpoint is not None else "official"
+
+
+def obtain_checkpoint(model: Model, workspace: Workspace, progress: Progress | None = None,
+                      on_stage: Stage = _quiet) -> Path:
+    """The model's checkpoint file, downloaded (or, for a synthetic workspace, generated) and
+    extracted if it is not there yet."""
+    archive = workspace.archive_path(model)
+    if workspace.synthetic:
+        if not archive.is_file():
+            from omzconv.synthetic import make_synthetic_archive
+
+            on_stage("generating synthetic checkpoint")
+            make_synthetic_archive(model, archive, on_stage=on_stage)
+    else:
+        on_stage("downloading")
+        fetch(model.files[0], workspace.download_dir(model), progress=progress)
+    on_stage("extracting")
+    extract_archive(archive, workspace.checkpoint_dir(model), expect=model.checkpoint)
+    return workspace.checkpoint_path(model)
+
+
+def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] | None = None,
+                  checkpoint: Path | None = None, slim_dir: Path | None = None, force: bool = False,
+                  progress: Progress | None = None, on_stage: Stage = _quiet) -> FreezeResult:
+    """Freeze the model (obtaining its checkpoint first unless one is given); skip if up to date.
+
+    With `slim_dir`, the network comes from that upstream research/slim checkout.
+    """
+    source = checkpoint or obtain_checkpoint(model, workspace, progress, on_stage)
+    network, network_source = None, "omzconv"
+    if slim_dir is not None:
+        from omzconv.slim_route import slim_network
+
+        network, network_source = slim_network(slim_dir, model), f"slim:{Path(slim_dir).resolve()}"
+    return freeze(model, source, workspace.frozen_path(model), outputs,
+                  weights=weights_kind(workspace, checkpoint), network=network,
+                  network_source=network_source, force=force, on_stage=on_stage)
+
+
+def frozen_outputs(model: Model, workspace: Workspace) -> tuple[str, ...]:
+    """The outputs the model's frozen graph was made with (its sidecar), else the defaults."""
+    meta = read_json(sidecar_path(workspace.frozen_path(model))) or {}
+    return tuple(meta.get("outputs") or (o.name for o in model.default_outputs))
+
+
+def frozen_weights(model: Model, workspace: Workspace) -> str:
+    meta = read_json(sidecar_path(workspace.frozen_path(model)))
+    if not meta:
+        raise GraphError(f"{workspace.frozen_path(model)} has no sidecar; run `omzconv freeze {model.name}`")
+    return meta["weights"]
+
+
+def ensure_converted(model: Model, workspace: Workspace, registry: Registry, precision: str, *,
+                     input_type: str | None = None, layout: str | None = None, check: bool = True,
+                     force: bool = False, progress: Progress | None = None, on_stage: Stage = _quiet):
+    """Convert to `precision` (freezing first if there is no frozen graph); skip if up to date."""
+    from omzconv.convert import convert
+
+    pb_path = workspace.frozen_path(model)
+    if not pb_path.is_file():
+        ensure_frozen(model, workspace, progress=progress, on_stage=on_stage)
+    return convert(model, pb_path, workspace.ir_path(model, precision), precision,
+                   outputs=frozen_outputs(model, workspace),
+                   tolerance=registry.tolerances.precisions[precision],
+                   weights=frozen_weights(model, workspace), input_type=input_type, layout=layout,
+                   check=check, force=force, on_stage=on_stage)

@@ -1,0 +1,451 @@
+"""A typed, validated, immutable view of models.yaml.
+
+No TensorFlow or OpenVINO here: the CLI's fast paths (`--help`, `list`, `info`) load only this.
+Every validation error names the file, the model and the field, e.g.
+``models.yaml: inception_v4: files[0].size: expected a non-negative integer, got -1``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from omzconv.errors import ConfigError, UnknownModelError
+
+MODELS_ENV = "OMZCONV_MODELS"
+HASH_LENGTHS = {"md5": 32, "sha256": 64, "sha384": 96}
+PRECISIONS = ("FP32", "FP16", "INT8")
+
+
+@dataclass(frozen=True)
+class Digest:
+    algorithm: str
+    hexdigest: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hexdigest}"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    name: str
+    size: int | None
+    digest: Digest
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    shape: tuple[int, ...]
+    layout: str
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw RGB pixels become the network's input: crop, resize, then (x - mean) / scale."""
+
+    color: str
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    central_fraction: float
+    size: int
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    kind: str  # "logits" or "probabilities"
+    default: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class ConvertedInput:
+    name: str
+    aliases: tuple[str, ...]
+    layout: str
+    color: str
+    element_type: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    source: str
+    output: str
+    top1: float
+    top5: float
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    alias: str
+    description: str
+    task: str
+    framework: str
+    license: str
+    license_url: str
+    gflops: float
+    mparams: float
+    files: tuple[FileSpec, ...]
+    checkpoint: str
+    network: str
+    num_classes: int
+    label_offset: int
+    input: InputSpec
+    preprocessing: Preprocessing
+    outputs: tuple[OutputSpec, ...]
+    converted_input: ConvertedInput
+    references: tuple[Reference, ...]
+
+    @property
+    def default_outputs(self) -> tuple[OutputSpec, ...]:
+        return tuple(o for o in self.outputs if o.default)
+
+    def output(self, name: str) -> OutputSpec:
+        """The declared output called `name`, or an undeclared node taken to be logits."""
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        return OutputSpec(name=name, kind="logits", default=False, description="user-selected node")
+
+
+@dataclass(frozen=True)
+class PrecisionTolerance:
+    top1_pp: float
+    agreement: float | None = None
+    self_check_max_prob_delta: float | None = None
+    self_check_top1: bool = False
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    reference_pp: float
+    precisions: dict[str, PrecisionTolerance] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    num_classes: int
+    size: int
+    env: str
+    layouts: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Registry:
+    path: Path
+    models: tuple[Model, ...]
+    datasets: tuple[DatasetSpec, ...]
+    tolerances: Tolerances
+
+    def model(self, name: str) -> Model:
+        for model in self.models:
+            if name in (model.name, model.alias):
+                return model
+        known = ", ".join(f"{m.name} ({m.alias})" for m in self.models)
+        raise UnknownModelError(f"unknown model {name!r}; known models: {known}")
+
+    def select(self, names: Iterable[str], all_models: bool) -> tuple[Model, ...]:
+        """Models named (by name or alias, duplicates dropped), or every model with `all_models`."""
+        names = tuple(names)
+        if all_models and names:
+            raise UnknownModelError("give model names or --all, not both")
+        if all_models:
+            return self.models
+        if not names:
+            raise UnknownModelError("no model given; name one (see `omzconv list`) or pass --all")
+        picked = [self.model(n) for n in names]
+        return tuple(dict.fromkeys(picked))
+
+    def dataset(self, name: str) -> DatasetSpec:
+        for spec in self.datasets:
+            if spec.name == name:
+                return spec
+        known = ", ".join(d.name for d in self.datasets)
+        raise UnknownModelError(f"unknown dataset {name!r}; known datasets: {known}")
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def default_models_path() -> Path:
+    """$OMZCONV_MODELS; else the copy a wheel ships inside the package; else the checkout's root."""
+    if env := os.environ.get(MODELS_ENV):
+        return Path(env)
+    packaged = Path(str(resources.files("omzconv") / "models.yaml"))
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "models.yaml"
+
+
+def load_registry(path: Path | None = None) -> Registry:
+    path = Path(path) if path is not None else default_models_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read model registry {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    return _parse_registry(_Node(data, path.name, ""), path)
+
+
+class _Node:
+    """A YAML value plus where it came from, with typed accessors that raise ConfigError."""
+
+    def __init__(self, value: Any, file: str, where: str) -> None:
+        self.value, self.file, self.where = value, file, where
+
+    def error(self, message: str) -> ConfigError:
+        where = self.where.rstrip(":")
+        place = f"{self.file}: {where}" if where else self.file
+        return ConfigError(f"{place}: {message}")
+
+    def child(self, key: str | int, value: Any) -> _Node:
+        if isinstance(key, int):
+            where = f"{self.where}[{key}]"
+        elif not self.where:
+            where = key
+        elif self.where.endswith(":"):  # directly under a model or dataset name
+            where = f"{self.where} {key}"
+        else:
+            where = f"{self.where}.{key}"
+        return _Node(value, self.file, where)
+
+    def mapping(self, required: Iterable[str], optional: Iterable[str] = ()) -> dict[str, _Node]:
+        if not isinstance(self.value, dict):
+            raise self.error(f"expected a mapping, got {_describe(self.value)}")
+        required, optional = tuple(required), tuple(optional)
+        unknown = [k for k in self.value if k not in required + optional]
+        if unknown:
+            raise self.error(f"unknown key {unknown[0]!r} (allowed: {', '.join(required + optional)})")
+        missing = [k for k in required if k not in self.value]
+        if missing:
+            raise self.error(f"missing key {missing[0]!r}")
+        return {k: self.child(k, v) for k, v in self.value.items()}
+
+    def items(self) -> list[tuple[str, _Node]]:
+        if not isinstance(self.value, dict) or not self.value:
+            raise self.error(f"expected a non-empty mapping, got {_describe(self.value)}")
+        return [(str(k), _Node(v, self.file, f"{k}:")) for k, v in self.value.items()]
+
+    def sequence(self, allow_empty: bool = False) -> list[_Node]:
+        if not isinstance(self.value, list) or (not self.value and not allow_empty):
+            raise self.error(f"expected a {'' if allow_empty else 'non-empty '}list, got {_describe(self.value)}")
+        return [self.child(i, v) for i, v in enumerate(self.value)]
+
+    def string(self, choices: Iterable[str] | None = None) -> str:
+        if not isinstance(self.value, str) or not self.value.strip():
+            raise self.error(f"expected a non-empty string, got {_describe(self.value)}")
+        if choices is not None and self.value not in (choices := tuple(choices)):
+            raise self.error(f"expected one of {', '.join(choices)}, got {self.value!r}")
+        return self.value.strip()
+
+    def integer(self, minimum: int = 0) -> int:
+        if isinstance(self.value, bool) or not isinstance(self.value, int) or self.value < minimum:
+            kind = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+            raise self.error(f"expected {kind}, got {_describe(self.value)}")
+        return self.value
+
+    def number(self, positive: bool = True) -> float:
+        ok = isinstance(self.value, (int, float)) and not isinstance(self.value, bool)
+        if not ok or (positive and self.value <= 0):
+            raise self.error(f"expected a {'positive ' if positive else ''}number, got {_describe(self.value)}")
+        return float(self.value)
+
+    def boolean(self) -> bool:
+        if not isinstance(self.value, bool):
+            raise self.error(f"expected true or false, got {_describe(self.value)}")
+        return self.value
+
+    def numbers(self) -> tuple[float, ...]:
+        """A positive number or a list of three (one per channel)."""
+        if isinstance(self.value, list):
+            values = tuple(n.number() for n in self.sequence())
+            if len(values) != 3:
+                raise self.error(f"expected one number or three (per channel), got {len(values)}")
+            return values
+        return (self.number(),)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, (dict, list)):
+        return f"a {type(value).__name__}"
+    return repr(value)
+
+
+def _relative_path(node: _Node) -> str:
+    text = node.string()
+    path = PurePosixPath(text)
+    if path.is_absolute() or text.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", text):
+        raise node.error(f"expected a relative path, got absolute {text!r}")
+    if ".." in path.parts or "\\" in text:
+        raise node.error(f"expected a plain relative path without '..' or backslashes, got {text!r}")
+    return text
+
+
+def _digest(node: _Node) -> Digest:
+    text = node.string()
+    alg, _, hexdigest = text.partition(":")
+    alg = alg.lower()
+    if alg not in HASH_LENGTHS:
+        raise node.error(f"expected '<alg>:<hex>' with alg one of {', '.join(HASH_LENGTHS)}, got {text!r}")
+    if not re.fullmatch(rf"[0-9a-fA-F]{{{HASH_LENGTHS[alg]}}}", hexdigest):
+        raise node.error(f"expected {HASH_LENGTHS[alg]} hex digits for {alg}, got {hexdigest!r}")
+    return Digest(alg, hexdigest.lower())
+
+
+def _url(node: _Node) -> str:
+    text = node.string()
+    if not re.match(r"^(https?|file)://", text):
+        raise node.error(f"expected an http(s):// or file:// URL, got {text!r}")
+    return text
+
+
+def _file_spec(node: _Node) -> FileSpec:
+    f = node.mapping(["name", "hash", "urls"], ["size"])
+    return FileSpec(
+        name=_relative_path(f["name"]),
+        size=f["size"].integer() if "size" in f else None,
+        digest=_digest(f["hash"]),
+        urls=tuple(_url(u) for u in f["urls"].sequence()),
+    )
+
+
+def _preprocessing(node: _Node) -> Preprocessing:
+    p = node.mapping(["color", "mean", "scale", "central_fraction", "size"])
+    fraction = p["central_fraction"].number()
+    if fraction > 1:
+        raise p["central_fraction"].error(f"expected a fraction in (0, 1], got {fraction}")
+    return Preprocessing(
+        color=p["color"].string(("RGB", "BGR")),
+        mean=p["mean"].numbers(),
+        scale=p["scale"].numbers(),
+        central_fraction=fraction,
+        size=p["size"].integer(minimum=1),
+    )
+
+
+def _model(name: str, node: _Node) -> Model:
+    m = node.mapping(
+        ["alias", "description", "task", "framework", "license", "files", "checkpoint", "network",
+         "num_classes", "input", "preprocessing", "outputs", "converted"],
+        ["license_url", "gflops", "mparams", "label_offset", "references"],
+    )
+    i = m["input"].mapping(["name", "shape", "layout"])
+    shape = tuple(n.integer(minimum=1) for n in i["shape"].sequence())
+    if len(shape) != 4:
+        raise i["shape"].error(f"expected 4 dimensions, got {len(shape)}")
+    outputs = tuple(_output(o) for o in m["outputs"].sequence())
+    if not any(o.default for o in outputs):
+        raise m["outputs"].error("expected at least one output with default: true")
+    ci = m["converted"].mapping(["input"])["input"].mapping(["name", "layout", "color", "element_type"], ["aliases"])
+    references = tuple(
+        _reference(r, {o.name for o in outputs})
+        for r in (m["references"].sequence(allow_empty=True) if "references" in m else [])
+    )
+    return Model(
+        name=name,
+        alias=m["alias"].string(),
+        description=" ".join(m["description"].string().split()),
+        task=m["task"].string(("classification",)),
+        framework=m["framework"].string(("tf",)),
+        license=m["license"].string(),
+        license_url=_url(m["license_url"]) if "license_url" in m else "",
+        gflops=m["gflops"].number() if "gflops" in m else 0.0,
+        mparams=m["mparams"].number() if "mparams" in m else 0.0,
+        files=tuple(_file_spec(f) for f in m["files"].sequence()),
+        checkpoint=_relative_path(m["checkpoint"]),
+        network=m["network"].string(),
+        num_classes=m["num_classes"].integer(minimum=2),
+        label_offset=m["label_offset"].integer() if "label_offset" in m else 0,
+        input=InputSpec(i["name"].string(), shape, i["layout"].string(("NHWC",))),
+        preprocessing=_preprocessing(m["preprocessing"]),
+        outputs=outputs,
+        converted_input=ConvertedInput(
+            name=ci["name"].string(),
+            aliases=tuple(a.string() for a in ci["aliases"].sequence(allow_empty=True)) if "aliases" in ci else (),
+            layout=ci["layout"].string(("NCHW", "NHWC")),
+            color=ci["color"].string(("RGB", "BGR")),
+            element_type=ci["element_type"].string(("f32", "u8")),
+        ),
+        references=references,
+    )
+
+
+def _output(node: _Node) -> OutputSpec:
+    o = node.mapping(["name", "kind"], ["default", "description"])
+    return OutputSpec(
+        name=o["name"].string(),
+        kind=o["kind"].string(("logits", "probabilities")),
+        default=o["default"].boolean() if "default" in o else False,
+        description=" ".join(o["description"].string().split()) if "description" in o else "",
+    )
+
+
+def _reference(node: _Node, outputs: set[str]) -> Reference:
+    r = node.mapping(["source", "output", "top1", "top5"])
+    output = r["output"].string()
+    if output not in outputs:
+        raise r["output"].error(f"expected one of the model's outputs, got {output!r}")
+    return Reference(r["source"].string(), output, r["top1"].number(), r["top5"].number())
+
+
+def _tolerances(node: _Node) -> Tolerances:
+    t = node.mapping(["reference_pp", "precisions"])
+    precisions = {}
+    for precision, p_node in t["precisions"].items():
+        if precision not in PRECISIONS:
+            raise p_node.error(f"unknown precision (allowed: {', '.join(PRECISIONS)})")
+        p = _Node(p_node.value, node.file, f"tolerances.precisions.{precision}").mapping(
+            ["top1_pp"], ["agreement", "self_check"])
+        check = p["self_check"].mapping([], ["max_prob_delta", "top1"]) if "self_check" in p else {}
+        precisions[precision] = PrecisionTolerance(
+            top1_pp=p["top1_pp"].number(positive=False),
+            agreement=p["agreement"].number() if "agreement" in p else None,
+            self_check_max_prob_delta=check["max_prob_delta"].number() if "max_prob_delta" in check else None,
+            self_check_top1=check["top1"].boolean() if "top1" in check else False,
+        )
+    return Tolerances(reference_pp=t["reference_pp"].number(positive=False), precisions=precisions)
+
+
+def _dataset(name: str, node: _Node) -> DatasetSpec:
+    d = node.mapping(["description", "num_classes", "layouts"], ["size", "env"])
+    layouts = {k: v.string() for k, v in d["layouts"].items()}
+    return DatasetSpec(
+        name=name,
+        description=d["description"].string(),
+        num_classes=d["num_classes"].integer(minimum=2),
+        size=d["size"].integer() if "size" in d else 0,
+        env=d["env"].string() if "env" in d else "",
+        layouts=layouts,
+    )
+
+
+def _parse_registry(root: _Node, path: Path) -> Registry:
+    top = root.mapping(["schema", "models", "tolerances"], ["datasets"])
+    if top["schema"].value != 1:
+        raise top["schema"].error(f"unsupported schema {top['schema'].value!r} (this omzconv reads 1)")
+    models = tuple(_model(name, node) for name, node in top["models"].items())
+    seen: dict[str, str] = {}
+    for model in models:
+        for key in (model.name, model.alias):
+            if key in seen:
+                raise root.error(f"{model.name}: name or alias {key!r} is already used by {seen[key]}")
+            seen[key] = model.name
+    datasets = tuple(_dataset(n, d) for n, d in top["datasets"].items()) if "datasets" in top else ()
+    return Registry(path=path, models=models, datasets=datasets, tolerances=_tolerances(top["tolerances"]))

@@ -1,0 +1,134 @@
+"""Run the original (TensorFlow frozen graph) and the converted (OpenVINO IR) model alike.
+
+Both runners take the same thing — a batch of prepared RGB pixels, float32 N x H x W x 3 in
+0..255 units (see `omzconv.preprocess`) — and each lays it out the way its model expects: the
+frozen graph gets RGB NHWC `(x - mean) / scale`, the IR gets its declared layout, colour order and
+element type, raw (it folds mean and scale itself). Any difference in what they return is the
+conversion's alone. Outputs come back by name as float32 arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omzconv.errors import GraphError
+from omzconv.preprocess import to_nhwc_normalized
+from omzconv.registry import Model
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z, dtype=np.float64)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def probabilities(model: Model, output: str, values: np.ndarray) -> np.ndarray:
+    """Softmax probabilities of an output, whether it holds logits or probabilities already."""
+    values = values.reshape(values.shape[0], -1)
+    return values if model.output(output).kind == "probabilities" else softmax(values)
+
+
+def load_graph_def(pb_path: Path) -> Any:
+    from omzconv.tfcompat import import_tf
+
+    tf = import_tf()
+    graph_def = tf.GraphDef()
+    try:
+        graph_def.ParseFromString(Path(pb_path).read_bytes())
+    except OSError as exc:
+        raise GraphError(f"cannot read frozen graph {pb_path}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # protobuf's DecodeError
+        raise GraphError(f"{pb_path} is not a TensorFlow GraphDef (.pb): {exc}") from exc
+    return graph_def
+
+
+class TFRunner:
+    """A frozen graph in a TensorFlow session, with a batch dimension of any size.
+
+    The graph's batch-1 input placeholder is replaced (input_map) by one of shape [None, H, W, 3].
+    """
+
+    def __init__(self, model: Model, outputs: Sequence[str], pb_path: Path | None = None,
+                 graph_def: Any = None) -> None:
+        from omzconv.tfcompat import import_tf
+
+        tf = import_tf()
+        self.model, self.outputs = model, tuple(outputs)
+        graph_def = graph_def if graph_def is not None else load_graph_def(pb_path)
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            shape = [None, *model.input.shape[1:]]
+            self._input = tf.placeholder(tf.float32, shape, name="omzconv_input")
+            fetched = tf.import_graph_def(graph_def, input_map={f"{model.input.name}:0": self._input},
+                                          return_elements=[f"{o}:0" for o in self.outputs], name="")
+        self._fetches = dict(zip(self.outputs, fetched))
+        self.session = tf.Session(graph=self.graph)
+
+    def run(self, batch_rgb: np.ndarray) -> dict[str, np.ndarray]:
+        pre = self.model.preprocessing
+        feed = {self._input: to_nhwc_normalized(batch_rgb, pre.mean, pre.scale)}
+        return {k: np.asarray(v, np.float32) for k, v in self.session.run(self._fetches, feed).items()}
+
+    def close(self) -> None:
+        self.session.close()
+
+
+@dataclass(frozen=True)
+class IRInput:
+    """How an IR wants its pixels: what `convert` declared in its PrePostProcessor."""
+
+    layout: str = "NCHW"
+    color: str = "BGR"
+    element_type: str = "f32"
+
+    def lay_out(self, batch_rgb: np.ndarray) -> np.ndarray:
+        x = np.asarray(batch_rgb, np.float32)
+        if x.ndim == 3:
+            x = x[None]
+        if self.color == "BGR":
+            x = x[..., ::-1]
+        if self.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        if self.element_type == "u8":
+            return np.ascontiguousarray(np.clip(np.rint(x), 0, 255).astype(np.uint8))
+        return np.ascontiguousarray(x)
+
+
+def ir_input_of(ov_model: Any) -> IRInput:
+    """The input convention recorded in an IR's rt_info by omzconv (defaults: the seed's)."""
+    def get(key: str, default: str) -> str:
+        path = ["model_info", key]
+        return str(ov_model.get_rt_info(path)) if ov_model.has_rt_info(path) else default
+
+    return IRInput(get("input_layout", "NCHW"), get("input_color", "BGR"), get("input_element_type", "f32"))
+
+
+class OVRunner:
+    """An IR compiled for the CPU; `run` infers a batch image by image (batch-1 IR)."""
+
+    def __init__(self, model: Model, xml_path: Path, outputs: Sequence[str], hint: str = "LATENCY",
+                 core: Any = None) -> None:
+        from omzconv.ovcompat import import_openvino
+
+        ov = import_openvino()
+        self.model, self.outputs = model, tuple(outputs)
+        core = core or ov.Core()
+        ov_model = core.read_model(str(xml_path))
+        self.input = ir_input_of(ov_model)
+        self.compiled = core.compile_model(ov_model, "CPU", {"PERFORMANCE_HINT": hint})
+        self._ports = {name: self.compiled.output(name) for name in self.outputs}
+        self.request = self.compiled.create_infer_request()
+
+    def run(self, batch_rgb: np.ndarray) -> dict[str, np.ndarray]:
+        x = self.input.lay_out(batch_rgb)
+        results: dict[str, list[np.ndarray]] = {name: [] for name in self.outputs}
+        for image in x:
+            out = self.request.infer({0: image[None]})
+            for name, port in self._ports.items():
+                results[name].append(np.array(out[port], np.float32))
+        return {name: np.concatenate(parts) for name, parts in results.items()}
