@@ -1,4 +1,8 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures.
+
+The expensive artefacts — synthetic checkpoints, frozen graphs, IRs — are built once per test
+session, lazily, in one synthetic workspace that every test module shares.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from omzconv.registry import Model, Registry, load_registry
+from omzconv.workspace import Workspace
+
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +27,42 @@ def shared_dir() -> Path:
             pytrace=False,
         )
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    return load_registry(ROOT / "models.yaml")
+
+
+@pytest.fixture(scope="session")
+def synthetic_workspace(tmp_path_factory) -> Workspace:
+    """One synthetic workspace for the session (cache and output under a temp dir)."""
+    root = tmp_path_factory.mktemp("omzconv")
+    return Workspace(cache_dir=root / "cache", output_dir=root / "out", synthetic=True)
+
+
+class Artefacts:
+    """Synthetic checkpoints, frozen graphs and IRs, each made on first use."""
+
+    def __init__(self, registry: Registry, workspace: Workspace) -> None:
+        self.registry, self.workspace = registry, workspace
+
+    def model(self, name: str) -> Model:
+        return self.registry.model(name)
+
+    def checkpoint(self, name: str) -> Path:
+        from omzconv.pipeline import obtain_checkpoint
+        return obtain_checkpoint(self.model(name), self.workspace)
+
+    def frozen(self, name: str) -> Path:
+        from omzconv.pipeline import ensure_frozen
+        return ensure_frozen(self.model(name), self.workspace).path
+
+    def ir(self, name: str, precision: str) -> Path:
+        from omzconv.pipeline import ensure_converted
+        return ensure_converted(self.model(name), self.workspace, self.registry, precision).path
+
+
+@pytest.fixture(scope="session")
+def artefacts(registry, synthetic_workspace) -> Artefacts:
+    return Artefacts(registry, synthetic_workspace)

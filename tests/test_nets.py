@@ -50,6 +50,7 @@ def _variable_lines(tf: Any) -> list[str]:
 
 @pytest.fixture(scope="module", params=sorted(NETWORKS))
 def built(request: pytest.FixtureRequest) -> Built:
+    """The network for inference, then a training copy on the same variables (decay 0)."""
     tf = import_tf()
     build = get_network(request.param)
     graph = tf.Graph()
@@ -59,14 +60,16 @@ def built(request: pytest.FixtureRequest) -> Built:
         variables = _variable_lines(tf)
         _, train_end_points = build(images, is_training=True, reuse=True, batch_norm_decay=0.0)
         variables_after_train = _variable_lines(tf)
-    return Built(request.param, graph, images, logits, end_points, variables, train_end_points, variables_after_train)
+    return Built(
+        request.param, graph, images, logits, end_points, variables, train_end_points, variables_after_train
+    )
 
 
 def test_variables_match_checkpoint(built: Built, shared_dir: Path) -> None:
     expected = (shared_dir / "slim-variables" / f"{built.name}.txt").read_text().splitlines()
-    assert len(built.variables) == len(expected)
     for index, (got, want) in enumerate(zip(built.variables, expected)):
         assert got == want, f"variable #{index}"
+    assert len(built.variables) == len(expected)
 
 
 def test_training_copy_shares_variables(built: Built) -> None:
@@ -80,7 +83,8 @@ def test_output_nodes_and_shapes(built: Built) -> None:
         assert built.graph.get_tensor_by_name(f"{name}:0").shape.as_list() == [1, 1001]
     assert built.logits.name == f"{OUTPUT_NODES[built.name][0]}:0"
     assert built.end_points["Predictions"].op.type == "Softmax"
-    shapes = {key: built.end_points[key].shape.as_list() for key in ("AuxPreLogitsFlatten", "PreLogitsFlatten")}
+    features = ("AuxPreLogitsFlatten", "PreLogitsFlatten")
+    shapes = {key: built.end_points[key].shape.as_list() for key in features}
     assert shapes == {"AuxPreLogitsFlatten": [1, 768], "PreLogitsFlatten": [1, 1536]}
 
 
@@ -96,10 +100,12 @@ def test_training_copy_with_decay_0_sets_moving_stats_to_batch_stats(built: Buil
         images = np.random.default_rng(0).uniform(-1, 1, (1, 299, 299, 3)).astype(np.float32)
         with tf.Session(config=session_config()) as session:
             session.run(tf.variables_initializer(layer_vars))
-            conv_out, _ = session.run([conv, built.train_end_points["Conv2d_1a_3x3"]], {built.images: images})
+            fetches = [conv, built.train_end_points["Conv2d_1a_3x3"]]
+            conv_out, _ = session.run(fetches, {built.images: images})
             mean, variance = session.run(
                 [by_name[f"{layer}/BatchNorm/moving_mean"], by_name[f"{layer}/BatchNorm/moving_variance"]]
             )
+    assert np.abs(mean).max() > 1e-3  # moved away from its initial zeros
     np.testing.assert_allclose(mean, conv_out.mean(axis=(0, 1, 2)), rtol=1e-4, atol=1e-6)
     # The fused kernel reports the unbiased (n - 1) batch variance.
     np.testing.assert_allclose(variance, conv_out.var(axis=(0, 1, 2), ddof=1), rtol=1e-4)

@@ -153,7 +153,7 @@ def build_inference_graph(model: Model, graph: Any, batch: int | None = None,
 
 def _frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str], network: Builder | None,
                       on_stage: Callable[[str], None], timings: dict[str, float]) -> Any:
-    from omzconv.tfcompat import import_tf
+    from omzconv.tfcompat import import_tf, session_config
 
     tf = import_tf()
     prefix, _ = checkpoint_files(checkpoint)
@@ -166,7 +166,7 @@ def _frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str], ne
 
     t0 = time.perf_counter()
     on_stage("restoring variables")
-    with graph.as_default(), tf.Session(graph=graph) as sess:
+    with graph.as_default(), tf.Session(graph=graph, config=session_config()) as sess:
         variables = tf.global_variables()
         check_checkpoint(prefix, {v.op.name: v.shape.as_list() for v in variables}, model.name)
         tf.train.Saver(var_list={v.op.name: v for v in variables}).restore(sess, str(prefix))

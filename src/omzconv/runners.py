@@ -55,7 +55,7 @@ class TFRunner:
 
     def __init__(self, model: Model, outputs: Sequence[str], pb_path: Path | None = None,
                  graph_def: Any = None) -> None:
-        from omzconv.tfcompat import import_tf
+        from omzconv.tfcompat import import_tf, session_config
 
         tf = import_tf()
         self.model, self.outputs = model, tuple(outputs)
@@ -67,7 +67,7 @@ class TFRunner:
             fetched = tf.import_graph_def(graph_def, input_map={f"{model.input.name}:0": self._input},
                                           return_elements=[f"{o}:0" for o in self.outputs], name="")
         self._fetches = dict(zip(self.outputs, fetched))
-        self.session = tf.Session(graph=self.graph)
+        self.session = tf.Session(graph=self.graph, config=session_config())
 
     def run(self, batch_rgb: np.ndarray) -> dict[str, np.ndarray]:
         pre = self.model.preprocessing
@@ -103,16 +103,40 @@ def ir_input_of(ov_model: Any) -> IRInput:
     """The input convention recorded in an IR's rt_info by omzconv (defaults: the seed's)."""
     def get(key: str, default: str) -> str:
         path = ["model_info", key]
-        return str(ov_model.get_rt_info(path)) if ov_model.has_rt_info(path) else default
+        if not ov_model.has_rt_info(path):
+            return default
+        value = ov_model.get_rt_info(path)  # an OVAny, whose str() is "<OVAny class>"
+        return str(value.astype(str) if hasattr(value, "astype") else value)
 
     return IRInput(get("input_layout", "NCHW"), get("input_color", "BGR"), get("input_element_type", "f32"))
 
 
+def compile_config(hint: str = "LATENCY") -> dict[str, str]:
+    """CPU plugin settings for measuring the conversion, not the CPU's shortcuts.
+
+    The CPU plugin's default inference precision is bf16 wherever the CPU has bf16 units (AVX512-BF16,
+    AMX): that rounds every activation to 8 mantissa bits (|Δ prob| ~0.1 on Inception-v4, top-1
+    flips) and would be blamed on the conversion. f32 keeps FP32 IRs exact and runs FP16 IRs with
+    their weights decompressed to f32, so what is measured is the IR itself.
+    """
+    return {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32"}
+
+
+#: OpenVINO's CPU plugin executes f32 models in bf16 by default on CPUs that have it (AMX,
+#: AVX512_BF16): on this project's machine that moved softmax outputs by up to 0.12. Verifying an
+#: IR means running it as written, so omzconv pins f32 execution unless asked otherwise.
+EXACT = {"INFERENCE_PRECISION_HINT": "f32"}
+
+
 class OVRunner:
-    """An IR compiled for the CPU; `run` infers a batch image by image (batch-1 IR)."""
+    """An IR compiled for the CPU; `run` infers a batch image by image (batch-1 IR).
+
+    `config` is passed to compile_model on top of the performance hint; the default executes in
+    f32 (see EXACT); pass `{}` for the plugin's own defaults.
+    """
 
     def __init__(self, model: Model, xml_path: Path, outputs: Sequence[str], hint: str = "LATENCY",
-                 core: Any = None) -> None:
+                 core: Any = None, config: dict[str, str] | None = None) -> None:
         from omzconv.ovcompat import import_openvino
 
         ov = import_openvino()
@@ -120,7 +144,7 @@ class OVRunner:
         core = core or ov.Core()
         ov_model = core.read_model(str(xml_path))
         self.input = ir_input_of(ov_model)
-        self.compiled = core.compile_model(ov_model, "CPU", {"PERFORMANCE_HINT": hint})
+        self.compiled = core.compile_model(ov_model, "CPU", compile_config(hint))
         self._ports = {name: self.compiled.output(name) for name in self.outputs}
         self.request = self.compiled.create_infer_request()
 
