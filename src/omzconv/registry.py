@@ -124,6 +124,7 @@ class PrecisionTolerance:
     agreement: float | None = None
     self_check_max_prob_delta: float | None = None
     self_check_top1: bool = False
+    self_check_tie_margin: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -413,12 +414,13 @@ def _tolerances(node: _Node) -> Tolerances:
             raise p_node.error(f"unknown precision (allowed: {', '.join(PRECISIONS)})")
         p = _Node(p_node.value, node.file, f"tolerances.precisions.{precision}").mapping(
             ["top1_pp"], ["agreement", "self_check"])
-        check = p["self_check"].mapping([], ["max_prob_delta", "top1"]) if "self_check" in p else {}
+        check = p["self_check"].mapping([], ["max_prob_delta", "top1", "tie_margin"]) if "self_check" in p else {}
         precisions[precision] = PrecisionTolerance(
             top1_pp=p["top1_pp"].number(positive=False),
             agreement=p["agreement"].number() if "agreement" in p else None,
             self_check_max_prob_delta=check["max_prob_delta"].number() if "max_prob_delta" in check else None,
             self_check_top1=check["top1"].boolean() if "top1" in check else False,
+            self_check_tie_margin=check["tie_margin"].number(positive=False) if "tie_margin" in check else 0.0,
         )
     return Tolerances(reference_pp=t["reference_pp"].number(positive=False), precisions=precisions)
 

@@ -9,13 +9,14 @@ import click
 from omzconv.cli import App
 from omzconv.cli.ui import (human_size, models_argument, print_json, print_table, stage_status, stdout,
                             synthetic_option, transfer_bars)
+from omzconv.cli.quantize import calibration_options, quantize_models, render, result_json
 
 
-@click.command("convert", short_help="Frozen graph → OpenVINO IR (FP32, FP16), self-checked against TensorFlow.")
+@click.command("convert", short_help="Frozen graph → OpenVINO IR (FP32, FP16, INT8), self-checked against TensorFlow.")
 @models_argument
 @synthetic_option
 @click.option("-p", "--precisions", default="FP32,FP16", show_default=True,
-              help="Comma-separated precisions to write: FP32, FP16.")
+              help="Comma-separated precisions to write: FP32, FP16, INT8 (INT8 needs --data-dir).")
 @click.option("--input-type", type=click.Choice(["f32", "u8"]),
               help="Element type of the IR's input [default: from models.yaml, f32].")
 @click.option("--layout", type=click.Choice(["NCHW", "NHWC"]),
@@ -24,26 +25,35 @@ from omzconv.cli.ui import (human_size, models_argument, print_json, print_table
 @click.option("-f", "--force", is_flag=True, help="Convert again even if the IR is up to date.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be done; do nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@calibration_options
 @click.pass_obj
 def command(app: App, names, all_models, synthetic, precisions, input_type, layout, no_check, force,
-            dry_run, as_json) -> None:
+            dry_run, as_json, **calibration) -> None:
     """Convert NAME... (or --all) to OpenVINO IR in <output-dir>/<name>/<PRECISION>/<name>.xml.
 
     \b
     The IR takes NCHW [1,3,299,299] BGR pixels in 0..255 (f32); it reverses the channels and applies
     the model's mean and scale itself. Missing earlier stages (download, freeze) run first. Each IR
     is checked against the frozen graph in TensorFlow before it is put in place:
-      FP32: max |Δ| of softmax probabilities ≤ 1e-4;  FP16: same top-1 class.
+      FP32: max |Δ| of softmax probabilities ≤ 1e-4;  FP16: same top-1 class
+      (tolerances in models.yaml).
+    INT8 is quantized from the FP32 IR on real calibration images (see `omzconv quantize --help`).
     """
     from omzconv.convert import parse_precisions
     from omzconv.pipeline import ensure_converted
 
     models = app.registry.select(names, all_models)
-    wanted = parse_precisions(precisions)
+    wanted = parse_precisions(precisions, ("FP32", "FP16", "INT8"))
+    calibration_source = None
+    if "INT8" in wanted:  # made from FP32; a missing dataset fails here, before any work
+        from omzconv.quantize import load_calibration_source
+
+        calibration_source = load_calibration_source(app.registry, calibration["dataset"], calibration["data_dir"])
+        wanted = tuple(dict.fromkeys(p for p in ("FP32", *wanted) if p != "INT8"))
     workspace = app.workspace(synthetic)
     if dry_run:
         for model in models:
-            for precision in wanted:
+            for precision in wanted + (("INT8",) if calibration_source else ()):
                 ir = workspace.ir_path(model, precision)
                 state = "exists (will be checked for staleness)" if ir.is_file() else "to convert"
                 frozen = workspace.frozen_path(model)
@@ -58,14 +68,20 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
                 results.append(ensure_converted(
                     model, workspace, app.registry, precision, input_type=input_type, layout=layout,
                     check=not no_check, force=force, progress=add_bar(model.name), on_stage=on_stage))
+    quantized = (quantize_models(app, models, synthetic, force=force, source=calibration_source, **calibration)
+                 if calibration_source else [])
     if as_json:
-        print_json([{**asdict(r), "synthetic": synthetic} for r in results])
+        print_json([{**asdict(r), "synthetic": synthetic} for r in results]
+                   + [result_json(r, synthetic) for r in quantized])
         return
     rows = []
     for r in results:
         check = "skipped" if r.check is None else (
-            f"max|Δp| {r.check.max_prob_delta:.2e}, top-1 {r.check.top1_agreement:.0%}")
+            f"max|Δp| {r.check.max_prob_delta:.2e}, top-1 {r.check.top1_agreement:.0%}"
+            + (f" ({r.check.ties} near-ties)" if r.check.ties else ""))
         rows.append([r.model, r.precision, human_size(r.size),
                      "up to date" if r.skipped else f"{r.seconds:.1f} s", check, str(r.path)])
     title = "Converted (synthetic weights)" if synthetic else "Converted"
     print_table(title, ["model", "precision", "size", "time", "self-check", "IR"], rows)
+    if quantized:
+        render(quantized, synthetic)
