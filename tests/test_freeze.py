@@ -206,3 +206,26 @@ def test_freeze_py_patch_applies_and_freezes(artefacts, slim_tree, tmp_path):
     np.testing.assert_allclose(TFRunner(model, [output], pb_path=out).run(x)[output],
                                TFRunner(model, [output], pb_path=artefacts.frozen("inception_v4")).run(x)[output],
                                atol=1e-6)
+
+
+def test_upstream_style_batch_norm_needs_and_gets_the_inference_scope():
+    """Upstream nets pass updates_collections=UPDATE_OPS: that path is broken on current TF, and
+    the scope omzconv wraps upstream networks in routes around it without changing the result."""
+    from omzconv.tfcompat import import_slim, import_tf, inference_batch_norm_scope, session_config
+    tf, slim = import_tf(), import_slim()
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 3)).astype(np.float32)
+    with tf.Graph().as_default() as graph:
+        inputs = tf.constant(x)
+        with pytest.raises((ImportError, AttributeError, ModuleNotFoundError)):
+            slim.batch_norm(inputs, updates_collections=tf.GraphKeys.UPDATE_OPS, is_training=False, scope="a")
+        with inference_batch_norm_scope():
+            upstream = slim.batch_norm(inputs, updates_collections=tf.GraphKeys.UPDATE_OPS, is_training=False,
+                                       scope="b")
+        ours = slim.batch_norm(inputs, updates_collections=None, is_training=False, scope="c")
+        assert sorted(v.op.name for v in tf.global_variables() if v.op.name.startswith("b/")) == [
+            "b/beta", "b/moving_mean", "b/moving_variance"]
+        assert tf.get_collection(tf.GraphKeys.UPDATE_OPS) == []
+        with tf.Session(graph=graph, config=session_config()) as sess:
+            sess.run(tf.global_variables_initializer())
+            a, b = sess.run([upstream, ours])
+    np.testing.assert_array_equal(a, b)

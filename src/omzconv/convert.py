@@ -19,13 +19,12 @@ import numpy as np
 
 from omzconv import __version__
 from omzconv.errors import ConversionError, GraphError
-from omzconv.fileutil import atomic_dir, atomic_path, file_digest, read_json, write_json_atomic
+from omzconv.fileutil import atomic_dir, file_digest, read_json, write_json_atomic
 from omzconv.registry import Model, PrecisionTolerance
-from omzconv.runners import IRInput, OVRunner, TFRunner, load_graph_def, probabilities
+from omzconv.runners import IRInput, OVRunner, probabilities
+from omzconv.selfcheck import check_images, graph_nodes, reference_outputs
 
 PRECISIONS = ("FP32", "FP16")
-CHECK_IMAGES = 4
-CHECK_SEED = 20160909
 SIDECAR = "omzconv.json"
 LABELS_FILE = Path(__file__).with_name("data") / "imagenet_synsets.txt"
 VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp", "ReadVariableOp"}
@@ -97,8 +96,9 @@ def convert(
     precision = parse_precisions([precision])[0]
     ir_input = ir_input_for(model, input_type, layout)
     on_stage("hashing frozen graph")
+    pb_sha256 = "sha256:" + file_digest(pb_path)
     recipe = {
-        "source_sha256": "sha256:" + file_digest(pb_path),
+        "source_sha256": pb_sha256,
         "precision": precision,
         "outputs": list(outputs),
         "input": asdict(ir_input),
@@ -124,7 +124,7 @@ def convert(
         result = None
         if check:
             on_stage("self-check")
-            result = self_check(model, pb_path, tmp_xml, outputs, tolerance)
+            result = self_check(model, pb_path, pb_sha256, tmp_xml, outputs, tolerance)
             if not result.passed:
                 raise ConversionError(
                     f"{model.name} {precision}: self-check failed ({result.criterion}): max |Δ prob| "
@@ -146,8 +146,7 @@ def _size(xml_path: Path) -> int:
 
 def check_frozen_graph(model: Model, pb_path: Path, outputs: Sequence[str]) -> None:
     """Raise GraphError unless `pb_path` is a frozen graph holding the model's input and `outputs`."""
-    graph_def = load_graph_def(pb_path)
-    ops = {node.name: node.op for node in graph_def.node}
+    ops = graph_nodes(pb_path)
     variables = sorted(name for name, op in ops.items() if op in VARIABLE_OPS)
     if variables:
         raise GraphError(f"{pb_path} is not frozen: it still has {len(variables)} variables "
@@ -238,33 +237,11 @@ def set_model_info(ov_model: Any, model: Model, ir_input: IRInput, recipe: dict)
         ov_model.set_rt_info(value, ["omzconv", key])
 
 
-def reference_outputs(model: Model, pb_path: Path, outputs: Sequence[str], images: np.ndarray) -> dict[str, np.ndarray]:
-    """The frozen graph's outputs on the self-check images, cached beside it by its hash."""
-    cache = pb_path.with_suffix(".selfcheck.npz")
-    key = np.frombuffer(f"{file_digest(pb_path)} {' '.join(outputs)} {images.shape}".encode(), np.uint8)
-    if cache.is_file():
-        with np.load(cache) as stored:
-            if np.array_equal(stored["key"], key):
-                return {o: stored[f"out{i}"] for i, o in enumerate(outputs)}
-    runner = TFRunner(model, outputs, pb_path=pb_path)
-    try:
-        result = runner.run(images)
-    finally:
-        runner.close()
-    with atomic_path(cache) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, key=key, **{f"out{i}": result[o] for i, o in enumerate(outputs)})
-    return result
-
-
-def self_check(model: Model, pb_path: Path, xml_path: Path, outputs: Sequence[str],
+def self_check(model: Model, pb_path: Path, pb_sha256: str, xml_path: Path, outputs: Sequence[str],
                tolerance: PrecisionTolerance) -> SelfCheck:
     """Compare the IR with the frozen graph on a few deterministic natural-looking images."""
-    from omzconv.procedural import natural_images
-
-    size = model.preprocessing.size
-    images = natural_images(CHECK_IMAGES, size, seed=CHECK_SEED).astype(np.float32)
-    expected = reference_outputs(model, pb_path, outputs, images)
+    images = check_images(model)
+    expected = reference_outputs(model, pb_path, pb_sha256, outputs)
     got = OVRunner(model, xml_path, outputs).run(images)
     deltas, agree, ties = [], [], 0
     for name in outputs:

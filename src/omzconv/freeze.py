@@ -9,6 +9,7 @@ sidecar recording what it was frozen from. An up-to-date graph is not frozen aga
 from __future__ import annotations
 
 import difflib
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -19,6 +20,7 @@ from omzconv import __version__
 from omzconv.errors import CheckpointError, GraphError
 from omzconv.fileutil import file_digest, read_json, write_bytes_atomic, write_json_atomic
 from omzconv.registry import Model
+from omzconv.selfcheck import record_reference
 
 MAX_NAMED = 20  # variables named in a mismatch error before "… and N more"
 Builder = Callable[..., tuple[Any, dict[str, Any]]]  # build(images, num_classes=, is_training=)
@@ -112,6 +114,11 @@ def freeze(
     on_stage("writing")
     data = graph_def.SerializeToString(deterministic=True)
     write_bytes_atomic(pb_path, data)
+    pb_sha256 = "sha256:" + hashlib.sha256(data).hexdigest()
+    on_stage("recording the self-check reference")
+    t0 = time.perf_counter()
+    record_reference(model, pb_path, pb_sha256, outputs, graph_def=graph_def)
+    timings["reference"] = round(time.perf_counter() - t0, 3)
     seconds = time.perf_counter() - started
     from omzconv.tfcompat import import_tf
 
@@ -124,7 +131,7 @@ def freeze(
         "checkpoint_sha256": checkpoint_sha,
         "outputs": list(outputs),
         "input": asdict(model.input),
-        "sha256": "sha256:" + file_digest(pb_path),
+        "sha256": pb_sha256,
         "size": len(data),
         "nodes": len(graph_def.node),
         "omzconv_version": __version__,

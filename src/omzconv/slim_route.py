@@ -47,7 +47,10 @@ def slim_network(slim_dir: Path, model: Model) -> Builder:
         raise OmzconvError(f"{slim_dir}/nets/nets_factory.py has no network {model.network!r}")
 
     def build(images: Any, num_classes: int, is_training: bool = False) -> tuple[Any, dict[str, Any]]:
+        from omzconv.tfcompat import inference_batch_norm_scope
+
         network_fn = factory.get_network_fn(model.network, num_classes=num_classes, is_training=is_training)
-        return network_fn(images)
+        with inference_batch_norm_scope():
+            return network_fn(images)
 
     return build

@@ -112,3 +112,17 @@ def import_slim() -> ModuleType:
 
     restore_ops_tensor()
     return tf_slim
+
+
+def inference_batch_norm_scope() -> Any:
+    """An arg_scope under which upstream TF-Slim networks build in inference mode on TF ≥ 2.16.
+
+    Upstream nets pass ``updates_collections=UPDATE_OPS`` to ``slim.batch_norm``, which then
+    delegates to a Keras legacy layer that current TensorFlow no longer ships. With
+    ``zero_debias_moving_mean=True`` tf_slim takes its own fused implementation instead; that flag
+    only affects moving-average updates, which inference (``is_training=False``) never makes, so
+    variables and results are unchanged. omzconv's own networks don't need it
+    (they use ``updates_collections=None``).
+    """
+    slim = import_slim()
+    return slim.arg_scope([slim.batch_norm], zero_debias_moving_mean=True)
