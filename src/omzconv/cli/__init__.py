@@ -79,9 +79,9 @@ def main(ctx: click.Context, models_path, cache_dir, output_dir, verbose, quiet)
 
 
 def _register() -> None:
-    from omzconv.cli import convert, download, freeze, info, list_models
+    from omzconv.cli import benchmark, convert, download, freeze, info, list_models, quantize, verify
 
-    for module in (list_models, info, download, freeze, convert):
+    for module in (list_models, info, download, freeze, convert, verify, quantize, benchmark):
         main.add_command(module.command)
 
 

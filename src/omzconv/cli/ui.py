@@ -66,16 +66,26 @@ def transfer_bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int | 
 
 
 @contextmanager
-def step_progress(description: str, total: int | None, quiet: bool) -> Iterator[Callable[[int], None]]:
-    """A bar over items (images, models); yields `advance(n)`."""
+def step_progress(description: str, total: int | None, quiet: bool,
+                  unit: str | None = None) -> Iterator[Callable[[float], None]]:
+    """A bar over items (images, models); yields `advance(n)`. With `unit` (e.g. "images") it also
+    shows the rate, `12.3 images/s`."""
     if quiet or not sys.stderr.isatty():
         yield lambda n=1: None
         return
+    rate = (TextColumn(f"{{task.fields[rate]}} {unit}/s"),) if unit else ()
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-               TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn())
+               TextColumn("{task.completed:.0f}/{task.total}"), *rate, TimeRemainingColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        task = bar.add_task(description, total=total, rate="–")
+
+        def advance(n: float = 1) -> None:
+            bar.advance(task, n)
+            speed = bar.tasks[task].speed  # a moving average rich keeps
+            if speed:
+                bar.update(task, rate=f"{speed:.1f}")
+
+        yield advance
 
 
 @contextmanager
