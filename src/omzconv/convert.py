@@ -70,11 +70,17 @@ def ir_input_for(model: Model, input_type: str | None, layout: str | None) -> IR
     return IRInput(layout or declared.layout, declared.color, input_type or declared.element_type)
 
 
-def is_up_to_date(xml_path: Path, recipe: dict) -> bool:
+def up_to_date_check(xml_path: Path, recipe: dict) -> tuple[bool, SelfCheck | None]:
+    """(True, its recorded self-check) when the IR exists, is intact and was made from `recipe`;
+    (False, None) otherwise — including a sidecar written by another omzconv version."""
     meta = read_json(xml_path.parent / SIDECAR)
-    if not meta or not all(p.is_file() for p in ir_files(xml_path)):
-        return False
-    return meta.get("recipe") == recipe and meta.get("sha256") == "sha256:" + file_digest(ir_files(xml_path))
+    if not meta or not all(p.is_file() for p in ir_files(xml_path)) or meta.get("recipe") != recipe:
+        return False, None
+    try:
+        check = SelfCheck(**meta["check"]) if meta.get("check") else None
+    except TypeError:
+        return False, None
+    return meta.get("sha256") == "sha256:" + file_digest(ir_files(xml_path)), check
 
 
 def convert(
@@ -105,11 +111,10 @@ def convert(
         "weights": weights,
         "omzconv_version": __version__,
     }
-    if not force and is_up_to_date(xml_path, recipe):
-        meta = read_json(xml_path.parent / SIDECAR)
-        stored = meta.get("check")
-        return ConvertResult(model.name, precision, xml_path, True, 0.0, _size(xml_path),
-                             SelfCheck(**stored) if stored else None)
+    if not force:
+        current, stored_check = up_to_date_check(xml_path, recipe)
+        if current:
+            return ConvertResult(model.name, precision, xml_path, True, 0.0, _size(xml_path), stored_check)
 
     started = time.perf_counter()
     on_stage("converting")

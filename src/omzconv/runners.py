@@ -93,6 +93,11 @@ class TFRunner:
                 on_done(len(out[self.outputs[0]]))
         return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
+    def warm_up(self) -> None:
+        """One session run on a blank image: TensorFlow optimizes the graph on the first run
+        (~4 s for Inception-ResNet-v2), a one-time cost that belongs with loading."""
+        self.run(np.zeros((1, *self.model.input.shape[1:]), np.float32))
+
     def close(self) -> None:
         self.session.close()
 
@@ -222,6 +227,11 @@ class OVAsyncRunner(OVRunner):
         if on_done is not None and len(x) > reported:
             on_done(len(x) - reported)
         return self._sink
+
+    def warm_up(self) -> None:
+        """One inference per request on a blank image (first-inference costs belong with loading)."""
+        h, w = self.model.input.shape[1:3]
+        self.infer(np.zeros((self.jobs, h, w, 3), np.float32))
 
     def close(self) -> None:
         self.queue = None

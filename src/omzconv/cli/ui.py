@@ -78,12 +78,12 @@ def step_progress(description: str, total: int | None, quiet: bool,
                TextColumn("{task.completed:.0f}/{task.total}"), *rate, TimeRemainingColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
         task = bar.add_task(description, total=total, rate="–")
+        state = next(t for t in bar.tasks if t.id == task)
 
         def advance(n: float = 1) -> None:
             bar.advance(task, n)
-            speed = bar.tasks[task].speed  # a moving average rich keeps
-            if speed:
-                bar.update(task, rate=f"{speed:.1f}")
+            if state.speed:  # a moving average rich keeps
+                bar.update(task, rate=f"{state.speed:.1f}")
 
         yield advance
 

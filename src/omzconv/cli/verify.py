@@ -1,0 +1,154 @@
+"""`omzconv verify`: the original and the converted models on ImageNet validation data, compared."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from omzconv.cli import App
+from omzconv.cli.ui import (json_option, models_argument, print_json, stage_status, stderr, stdout,
+                            step_progress, synthetic_option, transfer_bars)
+
+INTERRUPTED_EXIT = 130  # the shell's code for a Ctrl-C
+
+
+@click.command("verify", short_help="Original vs converted on ImageNet val: accuracy, agreement, pass/fail.")
+@models_argument
+@synthetic_option
+@click.option("--dataset", default="imagenet-val", show_default=True, help="Dataset named in models.yaml.")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Your copy of the dataset (Caffe val.txt, Kaggle or class-folder layout) "
+                   "[env: the dataset's, OMZCONV_IMAGENET_VAL for imagenet-val].")
+@click.option("-p", "--precisions", default="FP32,FP16", show_default=True,
+              help="Comma-separated IR precisions to verify: FP32, FP16.")
+@click.option("--limit", type=click.IntRange(min=1), help="Verify a class-balanced subset of N images.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --limit subset.")
+@click.option("--strict", is_flag=True,
+              help="A missing or undecodable image, or a label out of range, is an error (default: skip and count).")
+@click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the report here [default: <output-dir>/reports/verify-<dataset>-<models>.json].")
+@click.option("--format", "report_format", type=click.Choice(["json", "md"]),
+              help="json: the report as JSON plus Markdown beside it (.md); md: only Markdown "
+                   "[default: md if --report ends in .md, else json].")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the prediction cache.")
+@json_option
+@click.pass_obj
+def command(app: App, names, all_models, synthetic, dataset, data_dir, precisions, limit, seed, strict,
+            report_path, report_format, no_cache, as_json) -> None:
+    """Run the original frozen graph (TensorFlow) and each IR (OpenVINO, CPU) of NAME... (or --all) on
+    the same preprocessed ImageNet validation images and compare them.
+
+    \b
+    Reports top-1/top-5 with 95 % Wilson intervals, top-1 and top-5 agreement and |Δ| of softmax
+    probabilities of each IR against the original, and images/s. Passes when, for every IR,
+      FP32: |Δ top-1| ≤ 0.1 pp and top-1 agreement ≥ 99.9 %;  FP16: |Δ top-1| ≤ 0.3 pp
+    (models.yaml `tolerances`), and the published accuracy is met within 0.5 pp where it applies
+    (all 50,000 images, official weights). Exit code 0 when every check passes, 1 otherwise.
+    Predictions are cached per artefact and image: an interrupted run resumes, a repeated one is free.
+    Missing earlier stages (download, freeze, convert) run first.
+    """
+    from omzconv.convert import parse_precisions
+    from omzconv.verify import (VerifyInterrupted, cache_dir_for, default_report_path, ensure_artefacts,
+                                evaluate_model, make_report, resolve_data_dir, select_images, write_report)
+
+    registry = app.registry
+    models = registry.select(names, all_models)
+    wanted = parse_precisions(precisions)
+    spec = registry.dataset(dataset)
+    selection = select_images(spec, resolve_data_dir(spec, data_dir), limit=limit, seed=seed, strict=strict)
+    found = selection.info
+    if not app.quiet:
+        stderr.print(f"{spec.name}: {escape(found.found)}", soft_wrap=True)
+        if found.skipped.count:
+            first = found.skipped.first[0]
+            stderr.print(f"[yellow]{found.skipped.count} listed images skipped[/] (first: {escape(first.path)}: "
+                         f"{escape(first.reason)})", soft_wrap=True)
+    if synthetic and as_json:
+        stderr.print("[bold red]SYNTHETIC WEIGHTS[/]: accuracies are meaningless; only original-vs-converted "
+                     "agreement means something.")
+    workspace = app.workspace(synthetic)
+
+    reports, interrupted = [], False
+    try:
+        for model in models:
+            with transfer_bars(app.quiet) as add_bar, stage_status(f"verify {model.name}", app.quiet) as on_stage:
+                artefacts = ensure_artefacts(model, workspace, registry, wanted, progress=add_bar(model.name),
+                                             on_stage=on_stage)
+            with ExitStack() as bars:
+                advance = [lambda n: None]
+
+                def on_total(total: int, name: str = model.name) -> None:
+                    advance[0] = bars.enter_context(step_progress(f"verify {name}", total, app.quiet, unit="images"))
+
+                try:
+                    reports.append(evaluate_model(
+                        model, artefacts, selection, registry.tolerances,
+                        cache_dir=None if no_cache else cache_dir_for(workspace, model), strict=strict,
+                        on_total=on_total, on_progress=lambda n: advance[0](n)))
+                except VerifyInterrupted as exc:
+                    reports.append(exc.report)
+                    raise
+    except KeyboardInterrupt:
+        interrupted = True
+        stderr.print("[yellow]Interrupted[/]: the result below covers the images done; run again to resume.")
+
+    report = make_report(selection, reports, synthetic, interrupted)
+    path = report_path or default_report_path(workspace, spec.name, models)
+    written = write_report(report, path, report_format)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        render(report)
+        stdout.print("Report: " + ", ".join(str(p) for p in written), soft_wrap=True)
+    click.get_current_context().exit(INTERRUPTED_EXIT if interrupted else report.exit_code)
+
+
+def render(report) -> None:
+    from rich.table import Table
+
+    from omzconv.verify import accuracy_text, check_text, percent, reference_text
+
+    d = report.dataset
+    title = f"Verify on {d.name}: {d.selected:,} images" + (f" (subset, seed {d.seed})" if d.limit else "")
+    if report.synthetic:
+        stdout.print("[bold white on red] SYNTHETIC WEIGHTS [/] accuracy figures are meaningless; "
+                     "only the agreement between original and converted means something.")
+        title += " — SYNTHETIC WEIGHTS"
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in ("model", "run", "images", "top-1 [95 % CI]", "top-5 [95 % CI]", "top-1 agree",
+                   "top-5 agree", "max |Δp|", "mean |Δp|", "images/s"):
+        table.add_column(column, justify="left" if column in ("model", "run") else "right")
+    for m in report.models:
+        comparisons = {c.precision: c for c in m.comparisons}
+        for i, r in enumerate(m.runs):
+            c = comparisons.get(r.name)
+            speed = "cached" if r.images_per_second is None and r.cached else (
+                "–" if r.images_per_second is None else f"{r.images_per_second:.2f}")
+            table.add_row(m.model if i == 0 else "", f"{r.name} ({r.runtime})", f"{r.images:,}",
+                          accuracy_text(r.top1), accuracy_text(r.top5),
+                          percent(c.top1_agreement) if c else "", percent(c.top5_agreement) if c else "",
+                          f"{c.max_abs_prob_delta:.2e}" if c and c.max_abs_prob_delta is not None else "",
+                          f"{c.mean_abs_prob_delta:.2e}" if c and c.mean_abs_prob_delta is not None else "",
+                          speed, end_section=i == len(m.runs) - 1)
+    stdout.print(table)
+    for m in report.models:
+        skipped = f", {m.skipped.count} images skipped (first: {m.skipped.first[0].path}: {m.skipped.first[0].reason})" \
+            if m.skipped.count else ""
+        verdict = "[green]PASSED[/]" if m.passed else "[yellow]INTERRUPTED[/]" if m.interrupted else "[red]FAILED[/]"
+        stdout.print(f"{m.model}: {verdict} — output {m.output} ({m.output_kind}), {m.weights} weights{skipped}",
+                     soft_wrap=True)
+        for check in m.checks:
+            style = "green" if check.status == "passed" else "bold red"
+            stdout.print(f"  [{style}]{escape(check_text(check))}[/]", soft_wrap=True)
+        for ref in m.references:
+            stdout.print(f"  {'' if ref.applied else '[dim]'}reference: {escape(reference_text(ref))}"
+                         f"{'' if ref.applied else '[/]'}", soft_wrap=True)
+    if d.skipped.count:
+        stdout.print(f"{d.skipped.count} listed images skipped (missing or label out of range), first: "
+                     + "; ".join(f"{p.path} ({p.reason})" for p in d.skipped.first), soft_wrap=True)
+    verdict = ("[yellow]INTERRUPTED[/]" if report.interrupted else
+               "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]")
+    stdout.print(f"Result: {verdict}")
