@@ -1,0 +1,109 @@
+"""`omzconv benchmark`: latency and throughput of the IRs and of the original frozen graph."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import click
+
+from omzconv.cli import App
+from omzconv.cli.ui import info, models_argument, print_json, print_table, stage_status, synthetic_option, transfer_bars
+
+RUNTIMES = ("openvino", "tensorflow")
+
+
+def _runtimes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(v.strip().lower() for v in value.split(",") if v.strip()))
+    unknown = [v for v in items if v not in RUNTIMES]
+    if unknown or not items:
+        raise click.BadParameter(f"choose from {', '.join(RUNTIMES)} (comma-separated), got {value!r}")
+    return items
+
+
+@click.command("benchmark", short_help="Latency and throughput of each IR and of the frozen graph in TensorFlow.")
+@models_argument
+@synthetic_option
+@click.option("-p", "--precisions", default="FP32,FP16,INT8", show_default=True,
+              help="IR precisions to measure (FP32/FP16 are converted if missing; INT8 only if quantized).")
+@click.option("--runtime", "runtimes", default="openvino,tensorflow", show_default=True, callback=_runtimes,
+              help="openvino (the IRs), tensorflow (the original frozen graph), or both.")
+@click.option("-t", "--time", "seconds", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="Seconds per measurement (after warm-up).")
+@click.option("--iterations", type=click.IntRange(min=1), help="Run exactly this many iterations instead of --time.")
+@click.option("--tf-batch", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Batch size of the TensorFlow throughput measurement.")
+@click.option("--inference-precision", type=click.Choice(["f32", "bf16", "f16"]),
+              help="Make OpenVINO compute in this precision [default: the CPU plugin's choice, bf16 on CPUs with "
+                   "AMX or AVX512-BF16, else f32].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input pixels.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_obj
+def command(app: App, names, all_models, synthetic, precisions, runtimes, seconds, iterations, tf_batch,
+            inference_precision, seed, as_json) -> None:
+    """Measure NAME... (or --all): latency (LATENCY hint, one request) and throughput (THROUGHPUT hint,
+    the optimal number of parallel requests) of each IR, and the original frozen graph in TensorFlow
+    (batch-1 latency, batched throughput). Prints the model's GFLOPs per image and the GFLOP/s reached.
+
+    \b
+    Inputs are random (seeded) pixels of the right shape and type. Close other work first: on a
+    shared CPU the figures drop with the load. Threads and streams are the runtime's choice.
+    """
+    from omzconv.benchmark import benchmark_model
+    from omzconv.convert import parse_precisions
+
+    models = app.registry.select(names, all_models)
+    wanted = parse_precisions(precisions, ("FP32", "FP16", "INT8"))
+    workspace = app.workspace(synthetic)
+    results = []
+    for model in models:
+        with transfer_bars(app.quiet) as add_bar, stage_status(f"benchmark {model.name}", app.quiet) as on_stage:
+            results.append(benchmark_model(
+                model, workspace, app.registry, precisions=wanted, runtimes=runtimes, seconds=seconds,
+                iterations=iterations, seed=seed, tf_batch=tf_batch, inference_precision=inference_precision,
+                progress=add_bar(model.name), on_stage=on_stage))
+    if as_json:
+        print_json({
+            "settings": {"seconds": seconds, "iterations": iterations, "seed": seed, "tf_batch": tf_batch,
+                         "inference_precision": inference_precision or "default", "synthetic": synthetic,
+                         **_machine()},
+            "models": [asdict(r) for r in results],
+        })
+        return
+    for r in results:
+        render(r)
+
+
+def _machine() -> dict:
+    import os
+    import platform
+
+    from omzconv.ovcompat import import_openvino
+
+    ov = import_openvino()
+    return {"cpu": ov.Core().get_property("CPU", "FULL_DEVICE_NAME"), "cpu_count": os.cpu_count(),
+            "openvino_version": ov.__version__, "python": platform.python_version()}
+
+
+def render(result) -> None:
+    base = next((m.throughput.images_per_s for m in result.measurements
+                 if m.runtime == "openvino" and m.precision == "FP32"), None)
+    rows = []
+    for m in result.measurements:
+        speedup = f"{m.throughput.images_per_s / base:.2f}×" if base else ""
+        rows.append([
+            m.runtime, m.precision,
+            f"int8 (rest {m.inference_precision})" if m.precision == "INT8" else m.inference_precision,
+            f"{m.latency.median_ms:.1f} / {m.latency.p90_ms:.1f}",
+            f"{m.throughput.images_per_s:.2f}",
+            f"{m.throughput.requests}×{m.throughput.batch}",
+            f"{m.gflops_per_s:.0f}", speedup])
+    weights = " (synthetic weights: speed is the same as with real ones)" if result.weights == "synthetic" else ""
+    print_table(f"{result.model}: {result.gflops:g} GFLOPs per image{weights}",
+                ["runtime", "IR", "computes in", "latency ms median / p90", "throughput img/s",
+                 "requests×batch", "GFLOP/s", "vs OpenVINO FP32"], rows)
+    if any(m.runtime == "openvino" and m.precision != "INT8" and m.inference_precision == "bf16"
+           for m in result.measurements):
+        info("OpenVINO computed the FP32/FP16 IRs in bf16, the CPU plugin's default on this CPU (AMX or "
+             "AVX512-BF16); --inference-precision f32 measures them computed in f32", quiet=False)
+    for missing in result.missing:
+        info(f"{result.model} {missing.precision}: {missing.reason}", quiet=False)
