@@ -26,11 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+from baselines import benchmark_app  # benchmarks/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
 QUANTIZE_PROBE = """
@@ -42,16 +43,6 @@ try:
 finally:
     print(json.dumps({"seconds": time.perf_counter() - started,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
-"""
-# The `benchmark_app` console script, minus telemetry: its `import openvino` imports the converter,
-# which sets up OpenVINO's usage telemetry (a DNS lookup and a report to Google Analytics per run)
-# whenever `openvino_telemetry` can be imported. Same code, same options, same figures.
-BENCHMARK_APP = """
-import sys
-sys.modules["openvino_telemetry"] = None
-from openvino.tools.benchmark.main import main
-sys.argv[0] = "benchmark_app"
-sys.exit(main())
 """
 
 
@@ -69,17 +60,6 @@ def quantize(workdir: Path, model: str, data_dir: Path, size: int) -> dict:
     [result] = json.loads(proc.stdout)
     return {**probe, "agreement": result["check"]["agreement"], "agreement_images": result["check"]["images"],
             "size_mb": result["size"] / 1e6}
-
-
-def benchmark_app(xml: Path, seconds: float) -> float:
-    """`benchmark_app -m <xml> -hint throughput -t <seconds>`: its own entry point, telemetry blocked."""
-    cmd = [sys.executable, "-c", BENCHMARK_APP, "-m", str(xml), "-hint", "throughput", "-t", str(int(seconds)),
-           "-d", "CPU"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    match = re.search(r"Throughput:\s+([\d.]+)\s+FPS", out)
-    if not match:
-        sys.exit(f"cannot read the throughput from benchmark_app's output:\n{out[-2000:]}")
-    return float(match.group(1))
 
 
 def omzconv_throughput(xml: Path, seconds: float, inference_precision: str | None = None) -> float:

@@ -20,15 +20,13 @@ artefacts are synthetic-weight ones, built on first use under --workdir (a few m
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from baselines import benchmark_app  # benchmarks/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,20 +51,6 @@ def tf_baseline(model, pb_path: Path, pixels: np.ndarray, output: str, batch: in
         for b in batches:
             session.run(y, {x: b})
         return len(pixels) / (time.perf_counter() - started)
-
-
-def benchmark_app(xml: Path, seconds: int, precision: str | None) -> float:
-    tool = shutil.which("benchmark_app")
-    if tool is None:
-        sys.exit("benchmark_app not found (it ships with the openvino pip package)")
-    cmd = [tool, "-m", str(xml), "-hint", "throughput", "-t", str(seconds), "-d", "CPU"]
-    if precision:
-        cmd += ["-infer_precision", precision]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    match = re.search(r"Throughput:\s+([\d.]+)\s+FPS", out)
-    if not match:
-        sys.exit(f"cannot read the throughput from benchmark_app's output:\n{out[-2000:]}")
-    return float(match.group(1))
 
 
 def main() -> None:

@@ -19,8 +19,9 @@ from omzconv.cli import main
 from omzconv.datasets import Record, load_dataset
 from omzconv.errors import DatasetError
 from omzconv.fileutil import file_digest
-from omzconv.quantize import (RULE, SIDECAR, calibration_split, evaluation_records, held_out,
-                              import_nncf, record_key, records_digest, _is_up_to_date)
+from omzconv.convert import SIDECAR, current_sidecar
+from omzconv.quantize import (RULE, calibration_split, evaluation_records, held_out, import_nncf,
+                              record_key, records_digest)
 
 MODEL = "inception_v4"
 CALIBRATION = 20
@@ -226,9 +227,9 @@ def test_rerun_skips_and_a_changed_recipe_does_not(int8) -> None:
     assert int8_xml.with_suffix(".bin").stat().st_mtime_ns == mtime
     assert again["calibration"] == data["calibration"] and again["check"] == data["check"]
     recipe = json.loads((int8_xml.parent / SIDECAR).read_text())["recipe"]
-    assert _is_up_to_date(int8_xml, recipe) is not None
-    assert _is_up_to_date(int8_xml, {**recipe, "calibration": {**recipe["calibration"], "seed": 1}}) is None
-    assert _is_up_to_date(int8_xml, {**recipe, "source_sha256": "sha256:" + "0" * 64}) is None
+    assert current_sidecar(int8_xml, recipe) is not None
+    assert current_sidecar(int8_xml, {**recipe, "calibration": {**recipe["calibration"], "seed": 1}}) is None
+    assert current_sidecar(int8_xml, {**recipe, "source_sha256": "sha256:" + "0" * 64}) is None
 
 
 def test_quantize_table_labels_synthetic(int8) -> None:

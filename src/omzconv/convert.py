@@ -70,17 +70,18 @@ def ir_input_for(model: Model, input_type: str | None, layout: str | None) -> IR
     return IRInput(layout or declared.layout, declared.color, input_type or declared.element_type)
 
 
-def up_to_date_check(xml_path: Path, recipe: dict) -> tuple[bool, SelfCheck | None]:
-    """(True, its recorded self-check) when the IR exists, is intact and was made from `recipe`;
-    (False, None) otherwise — including a sidecar written by another omzconv version."""
+def current_sidecar(xml_path: Path, recipe: dict) -> dict | None:
+    """The IR's sidecar when the IR exists, is intact and was made from `recipe`; else None.
+
+    convert and quantize both decide "up to date" with it."""
     meta = read_json(xml_path.parent / SIDECAR)
-    if not meta or not all(p.is_file() for p in ir_files(xml_path)) or meta.get("recipe") != recipe:
-        return False, None
-    try:
-        check = SelfCheck(**meta["check"]) if meta.get("check") else None
-    except TypeError:
-        return False, None
-    return meta.get("sha256") == "sha256:" + file_digest(ir_files(xml_path)), check
+    if not meta or meta.get("recipe") != recipe or not all(p.is_file() for p in ir_files(xml_path)):
+        return None
+    return meta if meta.get("sha256") == "sha256:" + file_digest(ir_files(xml_path)) else None
+
+
+def _stored_check(meta: dict) -> SelfCheck | None:
+    return SelfCheck(**meta["check"]) if meta.get("check") else None
 
 
 def convert(
@@ -111,10 +112,8 @@ def convert(
         "weights": weights,
         "omzconv_version": __version__,
     }
-    if not force:
-        current, stored_check = up_to_date_check(xml_path, recipe)
-        if current:
-            return ConvertResult(model.name, precision, xml_path, True, 0.0, _size(xml_path), stored_check)
+    if not force and (meta := current_sidecar(xml_path, recipe)):
+        return ConvertResult(model.name, precision, xml_path, True, 0.0, ir_size(xml_path), _stored_check(meta))
 
     started = time.perf_counter()
     on_stage("converting")
@@ -142,10 +141,10 @@ def convert(
             "check": asdict(result) if result else None,
             "seconds": round(seconds, 3),
         })
-    return ConvertResult(model.name, precision, xml_path, False, seconds, _size(xml_path), result)
+    return ConvertResult(model.name, precision, xml_path, False, seconds, ir_size(xml_path), result)
 
 
-def _size(xml_path: Path) -> int:
+def ir_size(xml_path: Path) -> int:
     return sum(p.stat().st_size for p in ir_files(xml_path))
 
 

@@ -14,7 +14,6 @@ with one-line messages.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omzconv import __version__
+from omzconv.convert import SIDECAR, current_sidecar, ir_files, ir_size
 from omzconv.datasets import Record, balanced_subset, load_dataset, split_disjoint
 from omzconv.errors import ConversionError, DatasetError
 from omzconv.fileutil import atomic_dir, file_digest, read_json, write_json_atomic
@@ -50,7 +51,6 @@ PRESET = "performance"
 RULE = ("calibration = split_disjoint(records, size, seed)[0] (class-balanced, seeded); "
         "evaluation = all other records")
 
-SIDECAR = "omzconv.json"  # as omzconv.convert names it (not imported: it pulls in NumPy and Pillow)
 Stage = Callable[[str], None]
 
 
@@ -249,28 +249,11 @@ def _source_weights(fp32_xml: Path) -> str:
     return (meta.get("recipe") or {}).get("weights", "unknown")
 
 
-def ir_files(xml_path: Path) -> tuple[Path, Path]:
-    return xml_path, xml_path.with_suffix(".bin")
-
-
-def _size(xml_path: Path) -> int:
-    return sum(p.stat().st_size for p in ir_files(xml_path))
-
-
-def _is_up_to_date(xml_path: Path, recipe: dict) -> dict | None:
-    meta = read_json(xml_path.parent / SIDECAR)
-    if not meta or not all(p.is_file() for p in ir_files(xml_path)):
-        return None
-    if meta.get("recipe") != recipe or meta.get("sha256") != "sha256:" + file_digest(ir_files(xml_path)):
-        return None
-    return meta
-
-
 def _result_from_sidecar(model: Model, xml_path: Path, meta: dict) -> QuantizeResult:
     recipe = meta["recipe"]
     cal = meta["calibration"]
     return QuantizeResult(
-        model.name, PRECISION, xml_path, True, 0.0, _size(xml_path), recipe["weights"],
+        model.name, PRECISION, xml_path, True, 0.0, ir_size(xml_path), recipe["weights"],
         recipe["source_sha256"], recipe["nncf_version"],
         Calibration(cal["dataset"], cal["data_dir"], cal["size"], cal["seed"], cal["images_sha256"]),
         AccuracyControl(**meta["accuracy_control"]) if meta.get("accuracy_control") else None,
@@ -329,7 +312,7 @@ def quantize(
         "nncf_version": nncf_version(),
         "omzconv_version": __version__,
     }
-    if not force and (meta := _is_up_to_date(int8_xml, recipe)):
+    if not force and (meta := current_sidecar(int8_xml, recipe)):
         return _result_from_sidecar(model, int8_xml, meta)
 
     import numpy as np
@@ -398,7 +381,7 @@ def quantize(
             "check": asdict(check) if check else None,
             "seconds": round(seconds, 3),
         })
-    return QuantizeResult(model.name, PRECISION, int8_xml, False, seconds, _size(int8_xml), weights,
+    return QuantizeResult(model.name, PRECISION, int8_xml, False, seconds, ir_size(int8_xml), weights,
                           recipe["source_sha256"], recipe["nncf_version"], calibration, accuracy, check)
 
 
