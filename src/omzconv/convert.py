@@ -116,19 +116,25 @@ def convert(
         return ConvertResult(model.name, precision, xml_path, True, 0.0, ir_size(xml_path), _stored_check(meta))
 
     started = time.perf_counter()
+    timings = {}
     on_stage("converting")
     ov_model = build_ov_model(model, pb_path, outputs, ir_input)
     set_model_info(ov_model, model, ir_input, recipe)
+    timings["convert"] = round(time.perf_counter() - started, 3)
     from openvino import save_model
 
     with atomic_dir(xml_path.parent) as tmp:
         tmp_xml = tmp / xml_path.name
         on_stage("saving")
+        t0 = time.perf_counter()
         save_model(ov_model, str(tmp_xml), compress_to_fp16=(precision == "FP16"))
+        timings["save"] = round(time.perf_counter() - t0, 3)
         result = None
         if check:
             on_stage("self-check")
+            t0 = time.perf_counter()
             result = self_check(model, pb_path, pb_sha256, tmp_xml, outputs, tolerance)
+            timings["self_check"] = round(time.perf_counter() - t0, 3)
             if not result.passed:
                 raise ConversionError(
                     f"{model.name} {precision}: self-check failed ({result.criterion}): max |Δ prob| "
@@ -139,7 +145,7 @@ def convert(
             "recipe": recipe,
             "sha256": "sha256:" + file_digest(ir_files(tmp_xml)),
             "check": asdict(result) if result else None,
-            "seconds": round(seconds, 3),
+            "seconds": {**timings, "total": round(seconds, 3)},
         })
     return ConvertResult(model.name, precision, xml_path, False, seconds, ir_size(xml_path), result)
 

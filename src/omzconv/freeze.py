@@ -16,11 +16,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from omzconv import __version__
 from omzconv.errors import CheckpointError, GraphError
 from omzconv.fileutil import file_digest, read_json, write_bytes_atomic, write_json_atomic
 from omzconv.registry import Model
-from omzconv.selfcheck import record_reference
+from omzconv.preprocess import to_nhwc_normalized
+from omzconv.selfcheck import check_images, record_reference
 
 MAX_NAMED = 20  # variables named in a mismatch error before "… and N more"
 Builder = Callable[..., tuple[Any, dict[str, Any]]]  # build(images, num_classes=, is_training=)
@@ -110,15 +113,12 @@ def freeze(
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    graph_def = _frozen_graph_def(model, checkpoint, outputs, network, on_stage, timings)
+    graph_def, reference = _frozen_graph_def(model, checkpoint, outputs, network, on_stage, timings)
     on_stage("writing")
     data = graph_def.SerializeToString(deterministic=True)
     write_bytes_atomic(pb_path, data)
     pb_sha256 = "sha256:" + hashlib.sha256(data).hexdigest()
-    on_stage("recording the self-check reference")
-    t0 = time.perf_counter()
-    record_reference(model, pb_path, pb_sha256, outputs, graph_def=graph_def)
-    timings["reference"] = round(time.perf_counter() - t0, 3)
+    record_reference(model, pb_path, pb_sha256, outputs, values=reference)
     seconds = time.perf_counter() - started
     from omzconv.tfcompat import import_tf
 
@@ -159,7 +159,8 @@ def build_inference_graph(model: Model, graph: Any, batch: int | None = None,
 
 
 def _frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str], network: Builder | None,
-                      on_stage: Callable[[str], None], timings: dict[str, float]) -> Any:
+                      on_stage: Callable[[str], None],
+                      timings: dict[str, float]) -> tuple[Any, dict[str, np.ndarray]]:
     from omzconv.tfcompat import import_tf, session_config
 
     tf = import_tf()
@@ -167,7 +168,7 @@ def _frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str], ne
     t0 = time.perf_counter()
     on_stage("building graph")
     graph = tf.Graph()
-    build_inference_graph(model, graph, network=network)
+    images, _ = build_inference_graph(model, graph, network=network)
     check_outputs(graph, outputs)
     timings["build"] = round(time.perf_counter() - t0, 3)
 
@@ -179,10 +180,24 @@ def _frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str], ne
         tf.train.Saver(var_list={v.op.name: v for v in variables}).restore(sess, str(prefix))
         timings["restore"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
+        on_stage("recording the self-check reference")
+        reference = _run_check_images(model, sess, images, outputs)
+        timings["reference"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
         on_stage("freezing")
         frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), list(outputs))
     timings["freeze"] = round(time.perf_counter() - t0, 3)
-    return frozen
+    return frozen, reference
+
+
+def _run_check_images(model: Model, sess: Any, images: Any, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    """The restored network's outputs on the self-check images, one image per run (the
+    placeholder has the model's batch of 1): the reference converted IRs are checked against."""
+    pre = model.preprocessing
+    x = to_nhwc_normalized(check_images(model), pre.mean, pre.scale)
+    fetches = [sess.graph.get_tensor_by_name(f"{o}:0") for o in outputs]
+    runs = [sess.run(fetches, {images: x[i:i + 1]}) for i in range(len(x))]
+    return {o: np.concatenate([r[k] for r in runs]).astype(np.float32) for k, o in enumerate(outputs)}
 
 
 def check_outputs(graph: Any, outputs: Sequence[str]) -> None:

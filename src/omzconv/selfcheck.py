@@ -1,9 +1,10 @@
 """What a converted model is checked against right after conversion.
 
-The reference is the frozen graph's output, in TensorFlow, on a few deterministic natural-looking
-images. Freeze records it beside the graph while TensorFlow is loaded anyway
-(`<name>.frozen.selfcheck.npz`, keyed by the graph's hash), so converting needs no TensorFlow;
-a graph that omzconv did not freeze gets its reference computed on first use.
+The reference is the original network's output, in TensorFlow, on a few deterministic
+natural-looking images. Freeze records it beside the graph from the session it freezes, where the
+checkpoint is already restored (`<name>.frozen.selfcheck.npz`, keyed by the graph's hash), so
+converting needs no TensorFlow; a graph that omzconv did not freeze gets its reference computed
+from the frozen graph on first use.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,16 +41,19 @@ def _key(pb_sha256: str, outputs: Sequence[str], images: np.ndarray) -> str:
 
 
 def record_reference(model: Model, pb_path: Path, pb_sha256: str, outputs: Sequence[str],
-                     graph_def: Any = None) -> dict[str, np.ndarray]:
-    """Run the frozen graph on the check images and store the result beside it."""
+                     values: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Store `values` (the outputs on `check_images(model)`) beside the frozen graph; without
+    them, run the frozen graph on the check images first."""
     from omzconv.runners import TFRunner
 
     images = check_images(model)
-    runner = TFRunner(model, outputs, pb_path=pb_path, graph_def=graph_def)
-    try:
-        result = runner.run(images)
-    finally:
-        runner.close()
+    result = values
+    if result is None:
+        runner = TFRunner(model, outputs, pb_path=pb_path)
+        try:
+            result = runner.run(images)
+        finally:
+            runner.close()
     with atomic_path(reference_path(pb_path)) as tmp, open(tmp, "wb") as f:
         np.savez(f, key=np.array(_key(pb_sha256, outputs, images)),
                  **{f"out{i}": result[o] for i, o in enumerate(outputs)})
