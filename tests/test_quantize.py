@@ -19,7 +19,7 @@ from omzconv.cli import main
 from omzconv.datasets import Record, load_dataset
 from omzconv.errors import DatasetError
 from omzconv.fileutil import file_digest
-from omzconv.convert import SIDECAR, current_sidecar
+from omzconv.workspace import SIDECAR, current_sidecar
 from omzconv.quantize import (RULE, calibration_split, evaluation_records, held_out, import_nncf,
                               record_key, records_digest)
 

@@ -19,13 +19,13 @@ import numpy as np
 
 from omzconv import __version__
 from omzconv.errors import ConversionError, GraphError
-from omzconv.fileutil import atomic_dir, file_digest, read_json, write_json_atomic
+from omzconv.fileutil import atomic_dir, file_digest, write_json_atomic
 from omzconv.registry import Model, PrecisionTolerance
 from omzconv.runners import IRInput, OVRunner, probabilities
 from omzconv.selfcheck import check_images, graph_nodes, reference_outputs
+from omzconv.workspace import SIDECAR, current_sidecar, ir_files, ir_size
 
 PRECISIONS = ("FP32", "FP16")
-SIDECAR = "omzconv.json"
 LABELS_FILE = Path(__file__).with_name("data") / "imagenet_synsets.txt"
 VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp", "ReadVariableOp"}
 
@@ -61,23 +61,9 @@ def parse_precisions(text: str | Sequence[str], allowed: Sequence[str] = PRECISI
     return tuple(dict.fromkeys(items))
 
 
-def ir_files(xml_path: Path) -> tuple[Path, Path]:
-    return xml_path, xml_path.with_suffix(".bin")
-
-
 def ir_input_for(model: Model, input_type: str | None, layout: str | None) -> IRInput:
     declared = model.converted_input
     return IRInput(layout or declared.layout, declared.color, input_type or declared.element_type)
-
-
-def current_sidecar(xml_path: Path, recipe: dict) -> dict | None:
-    """The IR's sidecar when the IR exists, is intact and was made from `recipe`; else None.
-
-    convert and quantize both decide "up to date" with it."""
-    meta = read_json(xml_path.parent / SIDECAR)
-    if not meta or meta.get("recipe") != recipe or not all(p.is_file() for p in ir_files(xml_path)):
-        return None
-    return meta if meta.get("sha256") == "sha256:" + file_digest(ir_files(xml_path)) else None
 
 
 def _stored_check(meta: dict) -> SelfCheck | None:
@@ -148,10 +134,6 @@ def convert(
             "seconds": {**timings, "total": round(seconds, 3)},
         })
     return ConvertResult(model.name, precision, xml_path, False, seconds, ir_size(xml_path), result)
-
-
-def ir_size(xml_path: Path) -> int:
-    return sum(p.stat().st_size for p in ir_files(xml_path))
 
 
 def check_frozen_graph(model: Model, pb_path: Path, outputs: Sequence[str]) -> None:

@@ -25,9 +25,12 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from omzconv.errors import DatasetError
+
+if TYPE_CHECKING:
+    from omzconv.registry import DatasetSpec
 
 CAFFE_LABELS = "val.txt"
 CAFFE_IMAGES = "ILSVRC2012_img_val"
@@ -325,3 +328,16 @@ def split_disjoint(records: Sequence[Record], n_first: int, seed: int) -> tuple[
     taken = set(first)
     rest = [r for r in records if r not in taken]
     return first, rest
+
+
+def resolve_data_dir(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None, why: str) -> Path:
+    """`data_dir`, else the dataset's environment variable; else a one-line DatasetError that
+    starts with `why` and says what to pass."""
+    if data_dir:
+        return Path(data_dir)
+    if spec.env and os.environ.get(spec.env):
+        return Path(os.environ[spec.env])
+    env = f" (or set {spec.env})" if spec.env else ""
+    layouts = "; ".join(f"{k}: {v}" for k, v in spec.layouts.items())
+    raise DatasetError(f"{why}: pass --data-dir DIR with your copy of the {spec.description}{env} "
+                       f"(layouts understood — {layouts})")

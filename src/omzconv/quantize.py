@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,11 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omzconv import __version__
-from omzconv.convert import SIDECAR, current_sidecar, ir_files, ir_size
-from omzconv.datasets import Record, balanced_subset, load_dataset, split_disjoint
+from omzconv.datasets import Record, balanced_subset, load_dataset, resolve_data_dir, split_disjoint
 from omzconv.errors import ConversionError, DatasetError
 from omzconv.fileutil import atomic_dir, file_digest, read_json, write_json_atomic
-from omzconv.registry import DatasetSpec, Model, Registry
+from omzconv.registry import Model, Registry
+from omzconv.workspace import SIDECAR, current_sidecar, ir_files, ir_size
 
 if TYPE_CHECKING:
     import numpy as np
@@ -174,21 +173,10 @@ class CalibrationSource:
     records: tuple[Record, ...]
 
 
-def resolve_data_dir(spec: DatasetSpec, data_dir: Path | None) -> Path:
-    """`data_dir`, else the dataset's environment variable; a one-line error naming both if neither."""
-    if data_dir is not None:
-        return Path(data_dir)
-    if spec.env and os.environ.get(spec.env):
-        return Path(os.environ[spec.env])
-    env = f" (or set {spec.env})" if spec.env else ""
-    raise DatasetError(f"INT8 needs real calibration images: pass --data-dir DIR with the {spec.description}"
-                       f"{env}; omzconv never calibrates on random data")
-
-
 def load_calibration_source(registry: Registry, dataset: str = DEFAULT_DATASET,
                             data_dir: Path | None = None) -> CalibrationSource:
     spec = registry.dataset(dataset)
-    root = resolve_data_dir(spec, data_dir)
+    root = resolve_data_dir(spec, data_dir, "INT8 needs real calibration images")
     found = load_dataset(root, spec.num_classes)
     return CalibrationSource(spec.name, root, found.description, tuple(found.records))
 
@@ -416,8 +404,9 @@ def _quantize_with_accuracy_control(nncf: Any, model: Model, fp32: Any, calibrat
     on_stage("measuring the accuracy reached")
     top1_fp32 = full_runs[0] * 100  # NNCF validates the initial model first
     from omzconv.ovcompat import import_openvino
+    from omzconv.runners import EXACT
 
-    compiled = import_openvino().Core().compile_model(quantized, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    compiled = import_openvino().Core().compile_model(quantized, "CPU", EXACT)
     top1_int8 = validate(compiled, validation)[0] * 100  # compiled as NNCF compiles what it validates
     drop = top1_fp32 - top1_int8
     return quantized, AccuracyControl(float(max_drop), len(validation), VALIDATION_SEED, round(top1_fp32, 3),

@@ -58,6 +58,7 @@ from omzconv import __version__
 from omzconv.datasets import Record, balanced_subset, load_dataset
 from omzconv.errors import DatasetError, GraphError, ImageDecodeError
 from omzconv.fileutil import read_json, write_bytes_atomic, write_json_atomic
+from omzconv.runners import probabilities
 from omzconv.registry import DatasetSpec, Model, PrecisionTolerance, Reference, Registry, Tolerances
 from omzconv.workspace import Workspace
 
@@ -350,17 +351,6 @@ class Selection:
     problems: tuple[tuple[Path, str], ...]
 
 
-def resolve_data_dir(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None) -> Path:
-    if data_dir:
-        return Path(data_dir)
-    if spec.env and os.environ.get(spec.env):
-        return Path(os.environ[spec.env])
-    env = f" or set ${spec.env}" if spec.env else ""
-    layouts = "; ".join(f"{k}: {v}" for k, v in spec.layouts.items())
-    raise DatasetError(f"{spec.name}: say where your copy of the {spec.description} is: --data-dir DIR{env} "
-                       f"(layouts understood — {layouts})")
-
-
 def skipped(problems: Sequence[tuple[Path, str]]) -> Skipped:
     return Skipped(len(problems), tuple(Problem(str(p), r) for p, r in problems[:FIRST_PROBLEMS]))
 
@@ -428,7 +418,7 @@ def ensure_artefacts(model: Model, workspace: Workspace, registry: Registry, pre
     """The frozen graph and an IR per precision, running whatever stage is missing; each artefact
     with the hash its stage verified (the IR's sidecar is re-checked against its files, and the
     recipe's source hash is the frozen graph's, re-hashed, by `convert`)."""
-    from omzconv.convert import SIDECAR
+    from omzconv.workspace import SIDECAR
     from omzconv.pipeline import ensure_converted, frozen_outputs, frozen_weights
 
     converted, source_sha = [], None
@@ -681,7 +671,7 @@ def evaluate_model(
                 t0 = time.perf_counter()
                 sub = batch if len(todo_ids) == len(ok) else batch[[position[i] for i in todo_ids]]
                 out = run.runner.infer(sub, lambda n: on_progress(n * len(ok) / work))
-                probs = _probabilities(model, artefacts.output, out[artefacts.output])
+                probs = probabilities(model, artefacts.output, out[artefacts.output])
                 top = topk_ids(probs)
                 sel = np.array(todo_ids)
                 run.top[sel], run.prob[sel] = top, np.take_along_axis(probs, top, axis=-1)
@@ -712,12 +702,6 @@ def evaluate_model(
     if interrupted:
         raise VerifyInterrupted(report)
     return report
-
-
-def _probabilities(model: Model, output: str, values: np.ndarray) -> np.ndarray:
-    from omzconv.runners import probabilities
-
-    return probabilities(model, output, values)
 
 
 def _model_report(model: Model, artefacts: ModelArtefacts, runs: list[_Run], labels: np.ndarray,

@@ -11,11 +11,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from omzconv.fileutil import file_digest, read_json
 from omzconv.registry import Model
 
 CACHE_ENV = "OMZCONV_CACHE_DIR"
 OUTPUT_ENV = "OMZCONV_OUTPUT_DIR"
 DEFAULT_OUTPUT = Path("omzconv-out")
+SIDECAR = "omzconv.json"  # beside every IR omzconv writes: what it was made from, its hash
 
 
 def default_cache_dir() -> Path:
@@ -70,3 +72,24 @@ class Workspace:
             "frozen": self.frozen_path(model).is_file(),
             "converted": [p for p in precisions if self.ir_path(model, p).is_file()],
         }
+
+
+# --- IR files ------------------------------------------------------------------------------------
+
+
+def ir_files(xml_path: Path) -> tuple[Path, Path]:
+    return xml_path, xml_path.with_suffix(".bin")
+
+
+def ir_size(xml_path: Path) -> int:
+    return sum(p.stat().st_size for p in ir_files(xml_path))
+
+
+def current_sidecar(xml_path: Path, recipe: dict) -> dict | None:
+    """The IR's sidecar when the IR exists, is intact and was made from `recipe`; else None.
+
+    convert and quantize both decide "up to date" with it."""
+    meta = read_json(xml_path.parent / SIDECAR)
+    if not meta or meta.get("recipe") != recipe or not all(p.is_file() for p in ir_files(xml_path)):
+        return None
+    return meta if meta.get("sha256") == "sha256:" + file_digest(ir_files(xml_path)) else None

@@ -8,8 +8,6 @@ import click
 
 from omzconv.cli import App
 from omzconv.cli.ui import info, models_argument, print_json, stdout, transfer_bars
-from omzconv.download import dry_run_plan
-from omzconv.pipeline import obtain_checkpoint
 
 
 @click.command("download", short_help="Download, verify and extract the official checkpoints.")
@@ -26,6 +24,9 @@ def command(app: App, names: tuple[str, ...], all_models: bool, jobs: int, dry_r
     Each URL of a model is tried in order; an interrupted download resumes where it stopped; a file
     already downloaded and verified is not fetched again.
     """
+    from omzconv.download import dry_run_plan
+    from omzconv.pipeline import obtain_checkpoint
+
     models = app.registry.select(names, all_models)
     workspace = app.workspace()
     if dry_run:

@@ -51,14 +51,16 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     Missing earlier stages (download, freeze, convert) run first.
     """
     from omzconv.convert import parse_precisions
+    from omzconv.datasets import resolve_data_dir
     from omzconv.verify import (VerifyInterrupted, cache_dir_for, default_report_path, ensure_artefacts,
-                                evaluate_model, make_report, resolve_data_dir, select_images, write_report)
+                                evaluate_model, make_report, select_images, write_report)
 
     registry = app.registry
     models = registry.select(names, all_models)
     wanted = parse_precisions(precisions)
     spec = registry.dataset(dataset)
-    selection = select_images(spec, resolve_data_dir(spec, data_dir), limit=limit, seed=seed, strict=strict)
+    root = resolve_data_dir(spec, data_dir, f"{spec.name}: verify needs the images")
+    selection = select_images(spec, root, limit=limit, seed=seed, strict=strict)
     found = selection.info
     if not app.quiet:
         stderr.print(f"{spec.name}: {escape(found.found)}", soft_wrap=True)
