@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -70,9 +71,9 @@ def test_info_by_alias_json(run, tmp_path):
     assert [o["name"] for o in data["outputs"] if o["default"]] == ["InceptionResnetV2/Logits/Logits/BiasAdd"]
 
 
-def test_unknown_model_is_one_line_exit_1(run):
+def test_unknown_model_is_one_line_usage_error(run):
     result = run("info", "resnet50")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "Error: unknown model 'resnet50'; known models: inception_v4 (googlenet-v4-tf), "
         "inception_resnet_v2 (inception-resnet-v2-tf)"]
@@ -155,3 +156,118 @@ def test_download_offline_says_how_to_recover(run, tmp_path):
     assert message.startswith("Error: ") and "\n" not in message
     assert "http://127.0.0.1:9/a.tar.gz" in message and "--synthetic-weights" in message
     assert not (tmp_path / "cache" / "inception_v4" / "inception_v4_2016_09_09.tar.gz").exists()
+
+
+# --- exit codes a script can rely on --------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ("convert", "-p", "FP64", "inception_v4"),     # unknown precision
+    ("convert",),                                  # no model named, no --all
+    ("freeze", "--all", "--checkpoint", "x.ckpt"),  # options that exclude each other
+    ("info", "resnet50"),                          # unknown model
+])
+def test_usage_errors_exit_2_with_one_line(run, args):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("Error: ")
+
+
+def test_ctrl_c_exits_130_not_aborted(run, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("omzconv.pipeline.ensure_converted", interrupted)
+    result = run("convert", "inception_v4", "--synthetic-weights")
+    assert result.exit_code == 130
+    assert "Aborted" not in result.output and "Interrupted" in result.output
+
+
+@pytest.fixture
+def trickle_server():
+    """A local HTTP server that sends its 4 MiB body 16 KiB every 10 ms (pytest-httpserver buffers)."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    payload = b"x" * (4 << 20)
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            try:
+                for i in range(0, len(payload), 16 << 10):
+                    self.wfile.write(payload[i:i + (16 << 10)])
+                    self.wfile.flush()
+                    time.sleep(0.01)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/slow.tar.gz", payload
+    server.shutdown()
+    server.server_close()
+
+
+def test_ctrl_c_during_a_download_leaves_no_final_file(tmp_path, trickle_server):
+    """A real SIGINT to a real process, mid-transfer."""
+    import signal
+    import time
+
+    url, payload = trickle_server
+    data = yaml.safe_load(ROOT_YAML.read_text())
+    spec = data["models"]["inception_v4"]["files"][0]
+    spec.update(size=len(payload), hash="sha256:" + hashlib.sha256(payload).hexdigest(), urls=[url])
+    models = tmp_path / "models.yaml"
+    models.write_text(yaml.safe_dump(data, sort_keys=False))
+    cache = tmp_path / "cache"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "omzconv", "--models", str(models), "--cache-dir", str(cache),
+         "download", "inception_v4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    final = cache / "inception_v4" / spec["name"]
+    part = final.with_name(final.name + ".part")
+    deadline = time.monotonic() + 30
+    while not part.is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.8)  # the transfer takes 2.6 s
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert not final.exists()  # the .part stays for a resume, never under the final name
+    assert part.stat().st_size < len(payload)
+
+
+def test_list_fits_80_columns(run):
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, ["list"])
+    assert result.exit_code == 0, result.output
+    widest = max(len(line) for line in result.output.splitlines())
+    assert widest <= 80, result.output
+
+
+def test_freeze_rejects_a_frozen_graph_before_loading_tensorflow(tmp_path):
+    pb = tmp_path / "model.frozen.pb"
+    pb.write_bytes(b"\n\x05input\x12\x0bPlaceholder" * 20)
+    code = ("import sys; from click.testing import CliRunner; from omzconv.cli import main; "
+            f"r = CliRunner().invoke(main, ['-o', {str(tmp_path / 'out')!r}, 'freeze', 'inception_v4', "
+            f"'--checkpoint', {str(pb)!r}]); "
+            "print(r.exit_code); print(r.output.strip()); print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code, message, tf_loaded = out.strip().splitlines()
+    assert code == "1" and tf_loaded == "False"
+    assert message == (f"Error: {pb} is a TensorFlow graph, not a checkpoint: pass the checkpoint it was made "
+                       "from (model.ckpt, or the prefix of model.ckpt.index/.data-*)")
+
+
+def test_tensorflow_log_lines_stay_off_the_terminal():
+    code = ("from omzconv.tfcompat import import_tf; tf = import_tf(); s = tf.Session(); s.close(); print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert result.stdout.strip() == "ok"
+    assert result.stderr == ""  # no oneDNN banner, no "failed call to cuInit"

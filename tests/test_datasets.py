@@ -216,19 +216,40 @@ def test_folders_ambiguous_parent_raises(tmp_path: Path, sample_dir: Path, picke
         load_dataset(tmp_path)
 
 
-def test_folders_without_mapping_need_all_classes(tmp_path: Path, sample_dir: Path, val_labels, picked, synsets) -> None:
-    _make_folders(tmp_path, sample_dir, picked)
-    with pytest.raises(DatasetError, match=r"found 6 class folders, expected 1000.*LOC_synset_mapping"):
-        load_dataset(tmp_path)
-
-    for syn in synsets:  # now all 1000 classes exist; order = sorted folder names
-        (tmp_path / syn).mkdir(exist_ok=True)
+def test_folders_subset_without_mapping_uses_the_shipped_synset_order(tmp_path: Path, sample_dir: Path, val_labels,
+                                                                       picked) -> None:
+    _make_folders(tmp_path, sample_dir, picked)  # 6 of the 1000 classes, no LOC_synset_mapping.txt
     ds = load_dataset(tmp_path)
     assert ds.layout == "folders"
+    assert {r.path.name: r.label for r in ds.records} == {n: val_labels[n] for n in picked}
+    assert ds.problems == []
+    assert "6 of the 1000 ImageNet classes" in ds.description
+
+
+def test_folders_with_all_classes_and_no_mapping(tmp_path: Path, sample_dir: Path, val_labels, picked, synsets) -> None:
+    _make_folders(tmp_path, sample_dir, picked)
+    for syn in synsets:
+        (tmp_path / syn).mkdir(exist_ok=True)
+    ds = load_dataset(tmp_path)
     assert {r.path.name: r.label for r in ds.records} == {n: val_labels[n] for n in picked}
     # the other 994 folders are empty: reported, not fatal
     assert len(ds.problems) == 994
     assert all(reason == "class folder holds no images" for _, reason in ds.problems)
+
+
+def test_folders_that_are_not_imagenet_synsets_are_named(tmp_path: Path, sample_dir: Path, picked) -> None:
+    _make_folders(tmp_path, sample_dir, picked)
+    (tmp_path / "n99999999").mkdir()
+    (tmp_path / "n00000001").mkdir()
+    with pytest.raises(DatasetError, match=r"2 class folders are not ImageNet synsets \(n00000001, n99999999\).*"
+                                           r"LOC_synset_mapping"):
+        load_dataset(tmp_path)
+
+
+def test_folders_of_another_class_count_still_need_a_mapping(tmp_path: Path, sample_dir: Path, picked) -> None:
+    _make_folders(tmp_path, sample_dir, picked)
+    with pytest.raises(DatasetError, match=r"found 6 class folders, expected 10.*LOC_synset_mapping"):
+        load_dataset(tmp_path, num_classes=10)
 
 
 def test_unknown_layout_lists_what_was_looked_for(tmp_path: Path) -> None:

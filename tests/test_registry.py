@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from omzconv.errors import ConfigError, UnknownModelError
+from omzconv.errors import ConfigError, UnknownModelError, UsageError
 from omzconv.registry import default_models_path, load_registry
 
 ROOT_YAML = Path(__file__).resolve().parents[1] / "models.yaml"
@@ -56,8 +56,28 @@ def test_select_by_name_alias_all_and_unknown():
     assert [m.name for m in registry.select(["googlenet-v4-tf", "inception_v4"], False)] == ["inception_v4"]
     with pytest.raises(UnknownModelError, match="known models: inception_v4 .googlenet-v4-tf., inception_resnet_v2"):
         registry.model("resnet50")
-    with pytest.raises(UnknownModelError, match="--all"):
+    with pytest.raises(UsageError, match="--all"):
         registry.select([], all_models=False)
+
+
+def test_yaml_syntax_error_names_the_path_line_and_column(tmp_path):
+    path = tmp_path / "models.yaml"
+    path.write_text("schema: 1\nmodels:\n  a:\n    alias: x\n   bad: [\n")
+    with pytest.raises(ConfigError) as info:
+        load_registry(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:5:4: not valid YAML: ")
+    assert "<unicode string>" not in message and "\n" not in message
+
+
+def test_unknown_key_suggests_the_closest_allowed_one(tmp_path):
+    data = yaml.safe_load(ROOT_YAML.read_text())
+    data["models"]["inception_v4"]["preprocessing"]["centrl_fraction"] = data["models"]["inception_v4"][
+        "preprocessing"].pop("central_fraction")
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"unknown key 'centrl_fraction'; did you mean 'central_fraction'\?"):
+        load_registry(path)
 
 
 def _set(path: str, value):
@@ -126,7 +146,7 @@ def test_unreadable_and_malformed_files(tmp_path):
         load_registry(tmp_path / "missing.yaml")
     bad = tmp_path / "models.yaml"
     bad.write_text("models: [unclosed\n")
-    with pytest.raises(ConfigError, match="models.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"models\.yaml:\d+:\d+: not valid YAML"):
         load_registry(bad)
 
 

@@ -242,23 +242,29 @@ def benchmark_model(model: Model, workspace: Workspace, registry: Registry, *,
                     precisions: Sequence[str] = PRECISIONS, runtimes: Sequence[str] = RUNTIMES,
                     seconds: float = DEFAULT_SECONDS, iterations: int | None = None, seed: int = DEFAULT_SEED,
                     tf_batch: int = TF_BATCH, inference_precision: str | None = None,
+                    input_type: str | None = None, layout: str | None = None,
                     progress: Any = None, on_stage: Stage = _quiet) -> ModelBenchmark:
-    """Every requested precision's IR (FP32/FP16 converted if missing; INT8 only if present) and the
-    frozen graph."""
+    """Every requested precision's IR (FP32/FP16 converted if missing; INT8 only if present), with the
+    input interface `input_type`/`layout` select (default: models.yaml's), and the frozen graph."""
     from omzconv.pipeline import ensure_converted, ensure_frozen, frozen_outputs
+    from omzconv.workspace import ir_variant
 
+    variant = ir_variant(model, input_type, layout)
     measurements: list[Measurement] = []
     missing: list[Missing] = []
     if "openvino" in runtimes:
         for precision in precisions:
-            xml = workspace.ir_path(model, precision)
+            xml = workspace.ir_path(model, precision, variant)
             if not xml.is_file():
                 if precision == "INT8":
-                    synthetic = " --synthetic-weights" if workspace.synthetic else ""
+                    options = " --synthetic-weights" if workspace.synthetic else ""
+                    options += f" --input-type {input_type}" if input_type else ""
+                    options += f" --layout {layout}" if layout else ""
                     missing.append(Missing("openvino", precision, (
-                        f"no INT8 IR at {xml}; make it with `omzconv quantize {model.name} --data-dir DIR{synthetic}`")))
+                        f"no INT8 IR at {xml}; make it with `omzconv quantize {model.name} --data-dir DIR{options}`")))
                     continue
-                ensure_converted(model, workspace, registry, precision, progress=progress, on_stage=on_stage)
+                ensure_converted(model, workspace, registry, precision, input_type=input_type, layout=layout,
+                                 progress=progress, on_stage=on_stage)
             measurements.append(benchmark_ir(model, xml, precision, seconds=seconds, iterations=iterations,
                                                     seed=seed, inference_precision=inference_precision,
                                                     on_stage=on_stage))

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from omzconv import __version__
-from omzconv.errors import ConversionError, GraphError
+from omzconv.datasets import IMAGENET_SYNSETS
+from omzconv.errors import ConversionError, GraphError, UsageError
 from omzconv.fileutil import atomic_dir, file_digest, write_json_atomic
 from omzconv.registry import Model, PrecisionTolerance
 from omzconv.runners import IRInput, OVRunner, probabilities
@@ -26,7 +27,6 @@ from omzconv.selfcheck import check_images, graph_nodes, reference_outputs
 from omzconv.workspace import SIDECAR, current_sidecar, ir_files, ir_size
 
 PRECISIONS = ("FP32", "FP16")
-LABELS_FILE = Path(__file__).with_name("data") / "imagenet_synsets.txt"
 VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp", "ReadVariableOp"}
 
 
@@ -55,9 +55,9 @@ def parse_precisions(text: str | Sequence[str], allowed: Sequence[str] = PRECISI
     items = [p.strip().upper() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
     for item in items:
         if item not in allowed:
-            raise ConversionError(f"unknown precision {item!r}; choose from {', '.join(allowed)}")
+            raise UsageError(f"unknown precision {item!r}; choose from {', '.join(allowed)}")
     if not items:
-        raise ConversionError(f"no precision given; choose from {', '.join(allowed)}")
+        raise UsageError(f"no precision given; choose from {', '.join(allowed)}")
     return tuple(dict.fromkeys(items))
 
 
@@ -195,7 +195,7 @@ def build_ov_model(model: Model, pb_path: Path, outputs: Sequence[str], ir_input
 def imagenet_labels(num_classes: int, label_offset: int) -> list[str]:
     """Class names for the model's outputs: 'background' first for 1001-class models."""
     names = [line.split(" ", 1)[1].split(",")[0].strip().replace(" ", "_")
-             for line in LABELS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+             for line in IMAGENET_SYNSETS.read_text(encoding="utf-8").splitlines() if line.strip()]
     labels = ["background"] * label_offset + names
     if len(labels) != num_classes:
         raise ConversionError(f"{len(labels)} labels for {num_classes} classes")

@@ -11,7 +11,8 @@ which is the order of ``LOC_synset_mapping.txt``; 1001-class models add 1 themse
   or beside the csv.
 - ``folders``: one folder per synset (``n01440764/*.JPEG``, PyTorch ImageFolder after valprep).
   Class order is ``LOC_synset_mapping.txt`` if one sits beside the folders (or one level up),
-  else the sorted folder names, which must then be all ``num_classes`` synsets.
+  else, for the 1000 ImageNet classes, the synset order omzconv ships (so a copy holding only
+  some classes works), else the sorted folder names, which must then be all ``num_classes``.
 
 ``data_dir`` may be the layout's directory or its parent. Nothing here decodes images.
 """
@@ -36,9 +37,11 @@ CAFFE_LABELS = "val.txt"
 CAFFE_IMAGES = "ILSVRC2012_img_val"
 KAGGLE_SOLUTION = "LOC_val_solution.csv"
 SYNSET_MAPPING = "LOC_synset_mapping.txt"
+IMAGENET_SYNSETS = Path(__file__).with_name("data") / "imagenet_synsets.txt"  # the 1000, in class order
 KAGGLE_IMAGE_DIRS = (Path("ILSVRC/Data/CLS-LOC/val"), Path("val"))
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png"})
 _SYNSET = re.compile(r"n\d{8}")
+IMAGENET_CLASSES = 1000
 
 
 @dataclass(frozen=True, order=True)
@@ -249,6 +252,17 @@ def _load_folders(root: Path, num_classes: int) -> Dataset:
     if mapping is not None:
         synsets = read_synset_mapping(mapping, num_classes)
         order = f"class order from {mapping}"
+    elif num_classes == IMAGENET_CLASSES:
+        synsets = read_synset_mapping(IMAGENET_SYNSETS, num_classes)
+        known = set(synsets)
+        unknown = [f.name for f in folders if f.name not in known]
+        if unknown:
+            more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
+            raise DatasetError(
+                f"{root}: {len(unknown)} class folders are not ImageNet synsets ({', '.join(unknown[:3])}{more}); "
+                f"remove them, or put {SYNSET_MAPPING} beside the folders to give the class order")
+        order = ("class order of the 1000 ImageNet synsets" if len(folders) == num_classes
+                 else f"{len(folders)} of the 1000 ImageNet classes, in their synset order")
     elif len(folders) == num_classes:
         synsets = tuple(f.name for f in folders)
         order = "class order = sorted folder names"

@@ -37,7 +37,8 @@ from omzconv.fileutil import file_digest
 from omzconv.registry import FileSpec
 
 #: ``progress(done_bytes, total_bytes)``; total is None when neither the server nor models.yaml
-#: says how big the file is.
+#: says how big the file is. An exception it raises (e.g. KeyboardInterrupt to cancel) stops the
+#: transfer and propagates; the .part stays for a resume.
 Progress = Callable[[int, Optional[int]], None]
 
 CHUNK_SIZE = 1 << 20

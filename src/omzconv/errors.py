@@ -1,7 +1,8 @@
 """Exceptions omzconv raises for problems a user can fix.
 
 Every class here carries a one-line, user-facing message. The CLI turns them into
-``Error: <message>`` and exit code 1; any other exception is a bug and keeps its traceback.
+``Error: <message>`` and exit code 1 (2 for a UsageError); any other exception is a bug and keeps
+its traceback.
 """
 
 
@@ -13,7 +14,12 @@ class ConfigError(OmzconvError):
     """models.yaml (or another descriptor) is malformed."""
 
 
-class UnknownModelError(OmzconvError):
+class UsageError(OmzconvError):
+    """The command line asks for something that cannot be: no model named, an unknown precision,
+    options that exclude each other. The CLI reports it like click's own usage errors (exit 2)."""
+
+
+class UnknownModelError(UsageError):
     """A model or dataset name that the registry does not know."""
 
 

@@ -26,6 +26,8 @@ from omzconv.preprocess import to_nhwc_normalized
 from omzconv.selfcheck import check_images, record_reference
 
 MAX_NAMED = 20  # variables named in a mismatch error before "… and N more"
+# Footer of the sorted-string table a V1 checkpoint and a V2 .index file both are (LevelDB's magic).
+TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
 Builder = Callable[..., tuple[Any, dict[str, Any]]]  # build(images, num_classes=, is_training=)
 
 
@@ -54,15 +56,46 @@ def checkpoint_files(path: Path) -> tuple[Path, list[Path]]:
     path = Path(path)
     if path.suffix == ".index":
         path = path.with_suffix("")
+    if ".data-" in path.name:
+        prefix = path.name.split(".data-")[0]
+        raise CheckpointError(f"{path} is the data part of a V2 checkpoint; pass its prefix "
+                              f"{path.with_name(prefix)} (or {prefix}.index)")
     index = path.with_name(path.name + ".index")
     if index.is_file():
         data = sorted(path.parent.glob(path.name + ".data-*"))
         if not data:
             raise CheckpointError(f"{index} has no {path.name}.data-* file beside it")
+        _check_table(index)
         return path, [index, *data]
     if path.is_file():
+        _check_table(path)
         return path, [path]
     raise CheckpointError(f"no checkpoint at {path} (expected a V1 file, or a V2 prefix with .index/.data)")
+
+
+def _check_table(path: Path) -> None:
+    """Raise CheckpointError saying what `path` is when it is not a checkpoint table (read its first
+    and last bytes only: a wrong file fails at once, not after TensorFlow has loaded)."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+        f.seek(max(0, f.seek(0, 2) - len(TABLE_MAGIC)))
+        if f.read() == TABLE_MAGIC:
+            return
+    kinds = [
+        (head[:2] == b"\x1f\x8b", "a gzip archive (.tar.gz?): extract it and pass the .ckpt inside"),
+        (head[257:262] == b"ustar", "a tar archive: extract it and pass the .ckpt inside"),
+        (head[:4] == b"PK\x03\x04", "a zip archive: extract it and pass the .ckpt inside"),
+        (head.lstrip().startswith(b"<?xml") or b"<net " in head,
+         "an OpenVINO IR: it is already converted; `omzconv verify` and `omzconv benchmark` take IRs"),
+        (path.suffix in (".pb", ".pbtxt"),
+         "a TensorFlow graph, not a checkpoint: pass the checkpoint it was made from (model.ckpt, or the "
+         "prefix of model.ckpt.index/.data-*)"),
+        (path.suffix == ".meta", "a MetaGraph (.meta), not the weights: pass the checkpoint beside it, "
+         f"{path.with_suffix('')}"),
+    ]
+    what = next((text for matches, text in kinds if matches),
+                "not a TensorFlow checkpoint (a V1 .ckpt file or a V2 .index/.data-* prefix)")
+    raise CheckpointError(f"{path} is {what}")
 
 
 def checkpoint_digest(path: Path) -> str:

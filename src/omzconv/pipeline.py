@@ -14,7 +14,7 @@ from omzconv.errors import GraphError
 from omzconv.fileutil import read_json
 from omzconv.freeze import FreezeResult, freeze, sidecar_path
 from omzconv.registry import Model, Registry
-from omzconv.workspace import Workspace
+from omzconv.workspace import Workspace, ir_variant
 
 Stage = Callable[[str], None]
 Progress = Callable[[int, int | None], None]
@@ -89,7 +89,8 @@ def ensure_converted(model: Model, workspace: Workspace, registry: Registry, pre
     pb_path = workspace.frozen_path(model)
     if not pb_path.is_file():
         ensure_frozen(model, workspace, progress=progress, on_stage=on_stage)
-    return convert(model, pb_path, workspace.ir_path(model, precision), precision,
+    xml_path = workspace.ir_path(model, precision, ir_variant(model, input_type, layout))
+    return convert(model, pb_path, xml_path, precision,
                    outputs=frozen_outputs(model, workspace),
                    tolerance=registry.tolerances.precisions[precision],
                    weights=frozen_weights(model, workspace), input_type=input_type, layout=layout,

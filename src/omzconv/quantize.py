@@ -434,11 +434,16 @@ def agreement_check(model: Model, fp32_xml: Path, int8_xml: Path, records: Seque
 def ensure_quantized(model: Model, workspace: Any, registry: Registry, source: CalibrationSource, *,
                      input_type: str | None = None, layout: str | None = None, progress: Any = None,
                      on_stage: Stage = _quiet, **options: Any) -> QuantizeResult:
-    """INT8 IR of `model` in `workspace`, from its FP32 IR (converted first if missing)."""
-    fp32_xml = workspace.ir_path(model, "FP32")
+    """INT8 IR of `model` in `workspace`, from its FP32 IR with the same input interface (converted
+    first if missing)."""
+    from omzconv.workspace import ir_variant
+
+    variant = ir_variant(model, input_type, layout)
+    fp32_xml = workspace.ir_path(model, "FP32", variant)
     if not fp32_xml.is_file():
         from omzconv.pipeline import ensure_converted
 
         ensure_converted(model, workspace, registry, "FP32", input_type=input_type, layout=layout,
                          progress=progress, on_stage=on_stage)
-    return quantize(model, fp32_xml, workspace.ir_path(model, PRECISION), source, on_stage=on_stage, **options)
+    return quantize(model, fp32_xml, workspace.ir_path(model, PRECISION, variant), source, on_stage=on_stage,
+                    **options)

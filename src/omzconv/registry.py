@@ -7,6 +7,7 @@ Every validation error names the file, the model and the field, e.g.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from omzconv.errors import ConfigError, UnknownModelError
+from omzconv.errors import ConfigError, UnknownModelError, UsageError
 
 MODELS_ENV = "OMZCONV_MODELS"
 HASH_LENGTHS = {"md5": 32, "sha256": 64, "sha384": 96}
@@ -161,11 +162,11 @@ class Registry:
         """Models named (by name or alias, duplicates dropped), or every model with `all_models`."""
         names = tuple(names)
         if all_models and names:
-            raise UnknownModelError("give model names or --all, not both")
+            raise UsageError("give model names or --all, not both")
         if all_models:
             return self.models
         if not names:
-            raise UnknownModelError("no model given; name one (see `omzconv list`) or pass --all")
+            raise UsageError("no model given; name one (see `omzconv list`) or pass --all")
         picked = [self.model(n) for n in names]
         return tuple(dict.fromkeys(picked))
 
@@ -199,8 +200,18 @@ def load_registry(path: Path | None = None) -> Registry:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path.name}: not valid YAML: {exc}".replace("\n", " ")) from exc
+        raise ConfigError(yaml_error_text(path, exc)) from exc
     return _parse_registry(_Node(data, path.name, ""), path)
+
+
+def yaml_error_text(path: Path, exc: yaml.YAMLError) -> str:
+    """`models.yaml:12:5: not valid YAML: mapping values are not allowed here` (1-based line and
+    column of the problem, the path as the user gave it, none of PyYAML's `<unicode string>`)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    return f"{place}: not valid YAML: {problem}" + (f" ({context})" if context else "")
 
 
 class _Node:
@@ -231,7 +242,9 @@ class _Node:
         required, optional = tuple(required), tuple(optional)
         unknown = [k for k in self.value if k not in required + optional]
         if unknown:
-            raise self.error(f"unknown key {unknown[0]!r} (allowed: {', '.join(required + optional)})")
+            close = difflib.get_close_matches(str(unknown[0]), required + optional, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise self.error(f"unknown key {unknown[0]!r}{hint} (allowed: {', '.join(required + optional)})")
         missing = [k for k in required if k not in self.value]
         if missing:
             raise self.error(f"missing key {missing[0]!r}")

@@ -62,11 +62,12 @@ def _native_log_filter(min_level: int) -> Iterator[None]:
 def import_tf() -> ModuleType:
     """Return ``tensorflow.compat.v1`` with TensorFlow's log noise turned down.
 
-    ``TF_CPP_MIN_LOG_LEVEL`` defaults to 2 (a value the user set is kept) and also filters
-    the native lines TF prints while it is first imported. Eager execution is left on:
+    ``TF_CPP_MIN_LOG_LEVEL`` defaults to 3 (a value the user set is kept; `omzconv -v` sets 0): even
+    TF's error-level lines such as "failed call to cuInit" on machines without a GPU are noise here.
+    It also filters the native lines TF prints while it is first imported. Eager execution is left on:
     build graphs inside ``with tf.Graph().as_default():``.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(tensorflow|tf_slim|keras)")
     # tf_slim calls layer.apply and tf.layers.flatten, which warn with UserWarning.
     warnings.filterwarnings("ignore", message=r".* is deprecated", category=UserWarning, module="tensorflow")

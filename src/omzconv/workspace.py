@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omzconv.fileutil import file_digest, read_json
-from omzconv.registry import Model
+from omzconv.registry import PRECISIONS, Model
 
 CACHE_ENV = "OMZCONV_CACHE_DIR"
 OUTPUT_ENV = "OMZCONV_OUTPUT_DIR"
@@ -61,17 +61,33 @@ class Workspace:
     def frozen_path(self, model: Model) -> Path:
         return self.model_dir(model) / f"{model.name}.frozen.pb"
 
-    def ir_path(self, model: Model, precision: str) -> Path:
-        return self.model_dir(model) / precision / f"{model.name}.xml"
+    def ir_path(self, model: Model, precision: str, variant: str = "") -> Path:
+        """`<out>/<name>/FP32/<name>.xml`; an IR with another input interface (see `ir_variant`)
+        lives apart, e.g. `<out>/<name>/FP32-u8-nhwc/<name>.xml`."""
+        folder = f"{precision}-{variant}" if variant else precision
+        return self.model_dir(model) / folder / f"{model.name}.xml"
 
     def status(self, model: Model) -> dict[str, object]:
         """What exists for `model`: files are only ever renamed into place once verified."""
-        precisions = ("FP32", "FP16", "INT8")
+        model_dir = self.model_dir(model)
+        converted = sorted((p.parent.name for p in model_dir.glob(f"*/{model.name}.xml")),
+                           key=lambda name: (PRECISIONS.index(name.split("-")[0]) if name.split("-")[0] in PRECISIONS
+                                             else len(PRECISIONS), name))
         return {
             "downloaded": self.archive_path(model).is_file(),
             "frozen": self.frozen_path(model).is_file(),
-            "converted": [p for p in precisions if self.ir_path(model, p).is_file()],
+            "converted": converted,
         }
+
+
+def ir_variant(model: Model, input_type: str | None = None, layout: str | None = None) -> str:
+    """'' for the IR input models.yaml declares; else what differs from it, e.g. 'u8', 'nhwc',
+    'u8-nhwc': the name that keeps IRs with different interfaces apart."""
+    declared = model.converted_input
+    parts = [input_type] if input_type and input_type != declared.element_type else []
+    if layout and layout != declared.layout:
+        parts.append(layout.lower())
+    return "-".join(parts)
 
 
 # --- IR files ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ TensorFlow and OpenVINO are imported only inside the library calls that need the
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import click
 
 from omzconv import __version__
-from omzconv.errors import OmzconvError
+from omzconv.errors import OmzconvError, UsageError
 from omzconv.registry import MODELS_ENV, Registry, load_registry
 from omzconv.workspace import CACHE_ENV, OUTPUT_ENV, Workspace, default_cache_dir, default_output_dir
 
@@ -37,8 +38,12 @@ class App:
         return Workspace(self.cache_dir, self.output_dir, synthetic=synthetic)
 
 
+INTERRUPTED_EXIT = 130  # the shell's code for a Ctrl-C
+
+
 class _Group(click.Group):
-    """Turns omzconv's own exceptions into `Error: <message>` and exit code 1.
+    """The one error boundary: omzconv's own exceptions become `Error: <message>` with exit code 1
+    (2 for usage errors, as click's own), and Ctrl-C exits 130 with one line, not `Aborted!`.
 
     Anything else is a bug and keeps its traceback.
     """
@@ -46,8 +51,13 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            raise click.UsageError(str(exc)) from None
         except OmzconvError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted: nothing half-written was kept; run the command again to resume.", err=True)
+            ctx.exit(INTERRUPTED_EXIT)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -72,10 +82,43 @@ def main(ctx: click.Context, models_path, cache_dir, output_dir, verbose, quiet)
       omzconv verify --all --data-dir DIR   accuracy of original vs converted on ImageNet val
     Add --synthetic-weights to run everything offline on generated weights.
     """
-    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        _show_notices(quiet)
+    from omzconv.cli.ui import fit_terminal
+
+    fit_terminal()
+    if verbose:  # TensorFlow's native log lines (oneDNN, cuInit, ...) only when asked for
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     ctx.obj = App(models_path=models_path, cache_dir=cache_dir or default_cache_dir(),
                   output_dir=output_dir or default_output_dir(), verbose=verbose, quiet=quiet)
+
+
+class _NoticeHandler(logging.Handler):
+    """omzconv's own INFO notices (e.g. "waited 12 s for another omzconv process") as plain lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from omzconv.cli.ui import stderr
+
+        stderr.print(self.format(record), soft_wrap=True, markup=False)
+
+
+def _show_notices(quiet: bool) -> None:
+    """Without -v the root logger shows warnings; omzconv's INFO notices are shown here, plainly."""
+    log = logging.getLogger("omzconv")
+    for handler in log.handlers[:]:
+        if isinstance(handler, _NoticeHandler):
+            log.removeHandler(handler)
+    if quiet:
+        return
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler:  # basicConfig's: it would repeat the notice
+            handler.setLevel(logging.WARNING)
+    handler = _NoticeHandler(logging.INFO)
+    handler.addFilter(lambda record: record.levelno == logging.INFO)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 def _register() -> None:

@@ -7,7 +7,8 @@ from dataclasses import asdict
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import info, models_argument, print_json, print_table, stage_status, synthetic_option, transfer_bars
+from omzconv.cli.ui import (info, ir_interface_options, models_argument, print_json, print_table, stage_status,
+                            synthetic_option, transfer_bars)
 
 RUNTIMES = ("openvino", "tensorflow")
 
@@ -36,10 +37,11 @@ def _runtimes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[s
               help="Make OpenVINO compute in this precision [default: the CPU plugin's choice, bf16 on CPUs with "
                    "AMX or AVX512-BF16, else f32].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input pixels.")
+@ir_interface_options
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
 def command(app: App, names, all_models, synthetic, precisions, runtimes, seconds, iterations, tf_batch,
-            inference_precision, seed, as_json) -> None:
+            inference_precision, seed, input_type, layout, as_json) -> None:
     """Measure NAME... (or --all): latency (LATENCY hint, one request) and throughput (THROUGHPUT hint,
     the optimal number of parallel requests) of each IR, and the original frozen graph in TensorFlow
     (batch-1 latency, batched throughput). Prints the model's GFLOPs per image and the GFLOP/s reached.
@@ -60,7 +62,7 @@ def command(app: App, names, all_models, synthetic, precisions, runtimes, second
             results.append(benchmark_model(
                 model, workspace, app.registry, precisions=wanted, runtimes=runtimes, seconds=seconds,
                 iterations=iterations, seed=seed, tf_batch=tf_batch, inference_precision=inference_precision,
-                progress=add_bar(model.name), on_stage=on_stage))
+                input_type=input_type, layout=layout, progress=add_bar(model.name), on_stage=on_stage))
     if as_json:
         print_json({
             "settings": {"seconds": seconds, "iterations": iterations, "seed": seed, "tf_batch": tf_batch,

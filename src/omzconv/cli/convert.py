@@ -7,8 +7,8 @@ from dataclasses import asdict
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import (human_size, models_argument, print_json, print_table, stage_status, stdout,
-                            synthetic_option, transfer_bars)
+from omzconv.cli.ui import (human_size, ir_interface_options, models_argument, print_json, print_table,
+                            stage_status, stdout, synthetic_option, transfer_bars)
 from omzconv.cli.quantize import calibration_options, quantize_models, render, result_json
 
 
@@ -17,10 +17,7 @@ from omzconv.cli.quantize import calibration_options, quantize_models, render, r
 @synthetic_option
 @click.option("-p", "--precisions", default="FP32,FP16", show_default=True,
               help="Comma-separated precisions to write: FP32, FP16, INT8 (INT8 needs --data-dir).")
-@click.option("--input-type", type=click.Choice(["f32", "u8"]),
-              help="Element type of the IR's input [default: from models.yaml, f32].")
-@click.option("--layout", type=click.Choice(["NCHW", "NHWC"]),
-              help="Layout of the IR's input [default: from models.yaml, NCHW].")
+@ir_interface_options
 @click.option("--no-check", is_flag=True, help="Skip the self-check against the frozen graph.")
 @click.option("-f", "--force", is_flag=True, help="Convert again even if the IR is up to date.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be done; do nothing.")
@@ -41,6 +38,7 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
     """
     from omzconv.convert import parse_precisions
     from omzconv.pipeline import ensure_converted
+    from omzconv.workspace import ir_variant
 
     models = app.registry.select(names, all_models)
     wanted = parse_precisions(precisions, ("FP32", "FP16", "INT8"))
@@ -54,7 +52,7 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
     if dry_run:
         for model in models:
             for precision in wanted + (("INT8",) if calibration_source else ()):
-                ir = workspace.ir_path(model, precision)
+                ir = workspace.ir_path(model, precision, ir_variant(model, input_type, layout))
                 state = "exists (will be checked for staleness)" if ir.is_file() else "to convert"
                 frozen = workspace.frozen_path(model)
                 source = frozen if frozen.is_file() else "freeze first"
@@ -68,7 +66,8 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
                 results.append(ensure_converted(
                     model, workspace, app.registry, precision, input_type=input_type, layout=layout,
                     check=not no_check, force=force, progress=add_bar(model.name), on_stage=on_stage))
-    quantized = (quantize_models(app, models, synthetic, force=force, source=calibration_source, **calibration)
+    quantized = (quantize_models(app, models, synthetic, force=force, source=calibration_source,
+                                 input_type=input_type, layout=layout, **calibration)
                  if calibration_source else [])
     if as_json:
         print_json([{**asdict(r), "synthetic": synthetic} for r in results]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import click
@@ -33,11 +35,28 @@ def command(app: App, names: tuple[str, ...], all_models: bool, jobs: int, dry_r
         for model in models:
             stdout.print(dry_run_plan(model.files[0], workspace.download_dir(model)), soft_wrap=True)
         return
+    cancel = threading.Event()
     with transfer_bars(app.quiet) as add_bar, ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {m.name: pool.submit(obtain_checkpoint, m, workspace, add_bar(m.name)) for m in models}
-        paths = {name: future.result() for name, future in futures.items()}
+        futures = {m.name: pool.submit(obtain_checkpoint, m, workspace, _cancellable(add_bar(m.name), cancel))
+                   for m in models}
+        try:
+            paths = {name: future.result() for name, future in futures.items()}
+        except KeyboardInterrupt:  # the workers stop at their next chunk, keeping their .part to resume
+            cancel.set()
+            raise
     if as_json:
         print_json({name: str(path) for name, path in paths.items()})
     else:
         for name, path in paths.items():
             info(f"{name}: checkpoint ready at {path}", quiet=False)
+
+
+def _cancellable(progress: Callable[[int, int | None], None],
+                 cancel: threading.Event) -> Callable[[int, int | None], None]:
+    """The progress callback, raising in the download thread once Ctrl-C has set `cancel`."""
+    def call(done: int, total: int | None) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        progress(done, total)
+
+    return call

@@ -10,7 +10,7 @@ import click
 from omzconv.cli import App
 from omzconv.cli.ui import (human_size, info, models_argument, print_json, stage_status, synthetic_option,
                             transfer_bars)
-from omzconv.errors import OmzconvError
+from omzconv.errors import UsageError
 
 
 @click.command("freeze", short_help="Checkpoint → TensorFlow frozen graph.")
@@ -39,9 +39,9 @@ def command(app: App, names, all_models, synthetic, checkpoint, outputs, slim_di
 
     models = app.registry.select(names, all_models)
     if checkpoint and len(models) != 1:
-        raise OmzconvError("--checkpoint needs exactly one model")
+        raise UsageError("--checkpoint needs exactly one model")
     if checkpoint and synthetic:
-        raise OmzconvError("--checkpoint and --synthetic-weights exclude each other")
+        raise UsageError("--checkpoint and --synthetic-weights exclude each other")
     workspace = app.workspace(synthetic)
     results = []
     for model in models:

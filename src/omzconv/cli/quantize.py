@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import (human_size, info, models_argument, print_json, print_table, stage_status,
-                            synthetic_option, transfer_bars)
+from omzconv.cli.ui import (human_size, info, ir_interface_options, models_argument, print_json, print_table,
+                            stage_status, synthetic_option, transfer_bars)
 from omzconv.quantize import (CALIBRATION_SEED, CALIBRATION_SIZE, CHECK_IMAGES, DEFAULT_DATASET,
                               VALIDATION_SIZE)
 
@@ -42,7 +42,8 @@ def calibration_options(func: Callable) -> Callable:
 
 def quantize_models(app: App, models, synthetic: bool, *, dataset: str, data_dir: Path | None,
                     calibration_size: int, seed: int, max_drop: float | None, validation_size: int,
-                    check_images: int, force: bool, source=None) -> list:
+                    check_images: int, force: bool, source=None, input_type: str | None = None,
+                    layout: str | None = None) -> list:
     """Quantize each model (its FP32 IR first if missing); shared by `quantize` and `convert -p INT8`."""
     from omzconv.quantize import ensure_quantized, load_calibration_source
 
@@ -53,7 +54,8 @@ def quantize_models(app: App, models, synthetic: bool, *, dataset: str, data_dir
     for model in models:
         with transfer_bars(app.quiet) as add_bar, stage_status(f"quantize {model.name}", app.quiet) as on_stage:
             results.append(ensure_quantized(
-                model, workspace, app.registry, source, progress=add_bar(model.name), on_stage=on_stage, calibration_size=calibration_size,
+                model, workspace, app.registry, source, input_type=input_type, layout=layout,
+                progress=add_bar(model.name), on_stage=on_stage, calibration_size=calibration_size,
                 seed=seed, max_drop=max_drop, validation_size=validation_size, check_images=check_images,
                 force=force, show_progress=not app.quiet))
     return results
@@ -86,11 +88,12 @@ def render(results, synthetic: bool) -> None:
 @models_argument
 @synthetic_option
 @calibration_options
+@ir_interface_options
 @click.option("-f", "--force", is_flag=True, help="Quantize again even if the INT8 IR is up to date.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
 def command(app: App, names, all_models, synthetic, dataset, data_dir, calibration_size, seed, max_drop,
-            validation_size, check_images, force, as_json) -> None:
+            validation_size, check_images, input_type, layout, force, as_json) -> None:
     """Quantize NAME... (or --all) to <output-dir>/<name>/INT8/<name>.xml with NNCF.
 
     \b
@@ -103,7 +106,8 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, calibrati
     models = app.registry.select(names, all_models)
     results = quantize_models(app, models, synthetic, dataset=dataset, data_dir=data_dir,
                               calibration_size=calibration_size, seed=seed, max_drop=max_drop,
-                              validation_size=validation_size, check_images=check_images, force=force)
+                              validation_size=validation_size, check_images=check_images, force=force,
+                              input_type=input_type, layout=layout)
     if as_json:
         print_json([result_json(r, synthetic) for r in results])
         return

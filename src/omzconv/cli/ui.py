@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,15 +15,32 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColu
                            TimeRemainingColumn, TransferSpeedColumn)
 from rich.table import Table
 
-# Piped output is not cut to 80 columns (use --json for machines).
-stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+PIPED_WIDTH = 200  # piped output is not cut to 80 columns (use --json for machines)
+stdout = Console(highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
 stderr = Console(stderr=True, highlight=False)
+
+
+def fit_terminal() -> None:
+    """Tables as wide as $COLUMNS says (also when piped), else the terminal, else PIPED_WIDTH."""
+    columns = os.environ.get("COLUMNS", "")
+    stdout.width = int(columns) if columns.isdigit() else None if sys.stdout.isatty() else PIPED_WIDTH
 
 
 def models_argument(func: Callable) -> Callable:
     """`NAME...` and `--all`, the way every command that acts on models takes them."""
     func = click.option("--all", "all_models", is_flag=True, help="Every model in the registry.")(func)
     return click.argument("names", nargs=-1, metavar="[NAME]...")(func)
+
+
+def ir_interface_options(func: Callable) -> Callable:
+    """`--input-type`/`--layout`: which IR input interface to make (convert) or to use (the others).
+    IRs with a non-default interface live in their own folder, e.g. FP32-u8-nhwc/."""
+    func = click.option("--layout", type=click.Choice(["NCHW", "NHWC"]),
+                        help="Layout of the IR's input [default: from models.yaml, NCHW]; IRs of another "
+                             "layout are kept apart (e.g. FP32-nhwc/).")(func)
+    return click.option("--input-type", type=click.Choice(["f32", "u8"]),
+                        help="Element type of the IR's input [default: from models.yaml, f32]; IRs of "
+                             "another type are kept apart (e.g. FP32-u8/).")(func)
 
 
 def json_option(func: Callable) -> Callable:
@@ -51,7 +69,8 @@ def info(message: str, quiet: bool) -> None:
 @contextmanager
 def transfer_bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int | None], None]]]:
     """Download bars, one per file; yields `add(description)` → the `progress(done, total)` callback
-    the library calls. Safe to use from several threads."""
+    the library calls. A bar appears with the first bytes, so nothing shows when nothing is
+    downloaded. Safe to use from several threads."""
     if quiet or not sys.stderr.isatty():
         yield lambda description: (lambda done, total: None)
         return
@@ -59,8 +78,14 @@ def transfer_bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int | 
                TimeRemainingColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
         def add(description: str) -> Callable[[int, int | None], None]:
-            task = bar.add_task(description, total=None)
-            return lambda done, total: bar.update(task, completed=done, total=total)
+            task: list[Any] = []
+
+            def progress(done: int, total: int | None) -> None:
+                if not task:
+                    task.append(bar.add_task(description, total=total))
+                bar.update(task[0], completed=done, total=total)
+
+            return progress
 
         yield add
 
