@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from omzconv.cli import main
 from omzconv.convert import build_ov_model, convert, parse_precisions
-from omzconv.errors import ConversionError, GraphError
+from omzconv.errors import ConversionError, GraphError, UsageError
 from omzconv.fileutil import file_digest
 from omzconv.ovcompat import import_openvino
 from omzconv.preprocess import prepare_image
@@ -136,7 +136,7 @@ def test_bad_sources_give_clear_errors(artefacts, tmp_path):
         build_ov_model(model, junk, ["InceptionV4/Logits/Predictions"], IRInput())
     with pytest.raises(GraphError, match="names that look close: InceptionV4/Logits/Predictions"):
         build_ov_model(model, artefacts.frozen("inception_v4"), ["InceptionV4/Logits/Prediction"], IRInput())
-    with pytest.raises(ConversionError, match="unknown precision 'FP8'; choose from FP32, FP16"):
+    with pytest.raises(UsageError, match="unknown precision 'FP8'; choose from FP32, FP16"):
         parse_precisions("FP32,FP8")
 
 
@@ -151,4 +151,43 @@ def test_cli_convert_dry_run_and_json(artefacts, synthetic_workspace):
     [entry] = json.loads(result.output)
     assert entry["skipped"] and entry["synthetic"] and entry["check"]["passed"]
     bad = CliRunner().invoke(main, [*base, "convert", "inception_v4", "-p", "INT4"])
-    assert bad.exit_code == 1 and "unknown precision 'INT4'" in bad.output
+    assert bad.exit_code == 2 and "unknown precision 'INT4'" in bad.output
+
+
+def test_same_inputs_give_byte_identical_irs(artefacts, registry, tmp_path):
+    """OpenVINO numbers the nodes it names itself with a process-wide counter: a process that had
+    converted something before wrote other bytes. Convert, convert something else, convert again."""
+    model = artefacts.model("inception_v4")
+    pb = artefacts.frozen("inception_v4")
+    options = dict(outputs=[EXPECTED_IO["inception_v4"][1]], weights="synthetic", check=False)
+    first = convert(model, pb, tmp_path / "a" / "FP16" / "m.xml", "FP16",
+                    tolerance=registry.tolerances.precisions["FP16"], **options)
+    convert(model, pb, tmp_path / "other" / "FP32" / "m.xml", "FP32", input_type="u8",
+            tolerance=registry.tolerances.precisions["FP32"], **options)
+    second = convert(model, pb, tmp_path / "b" / "FP16" / "m.xml", "FP16",
+                     tolerance=registry.tolerances.precisions["FP16"], **options)
+    for suffix in (".xml", ".bin"):
+        assert first.path.with_suffix(suffix).read_bytes() == second.path.with_suffix(suffix).read_bytes(), suffix
+
+
+def test_interface_variants_get_their_own_folder(artefacts, synthetic_workspace):
+    default_xml = artefacts.ir("inception_v4", "FP32")
+    before = file_digest(default_xml)
+    base = ["--cache-dir", str(synthetic_workspace.cache_dir), "-o", str(synthetic_workspace.output_dir)]
+    result = CliRunner().invoke(main, [*base, "convert", "inception_v4", "--synthetic-weights", "-p", "FP32",
+                                       "--input-type", "u8", "--layout", "NHWC", "--no-check", "--json"])
+    assert result.exit_code == 0, result.output
+    [entry] = json.loads(result.output)
+    variant = default_xml.parent.parent / "FP32-u8-nhwc" / "inception_v4.xml"
+    assert entry["path"] == str(variant) and not entry["skipped"]
+    assert file_digest(default_xml) == before  # the default IR is untouched
+    ov = import_openvino()
+    port = ov.Core().read_model(variant).inputs[0]
+    assert port.get_element_type() == ov.Type.u8 and list(port.get_partial_shape().to_shape()) == [1, 299, 299, 3]
+
+    bench = CliRunner().invoke(main, [*base, "benchmark", "inception_v4", "--synthetic-weights", "-p", "FP32",
+                                      "--runtime", "openvino", "--iterations", "2", "--input-type", "u8",
+                                      "--layout", "NHWC", "--json"])
+    assert bench.exit_code == 0, bench.output
+    [measured] = json.loads(bench.output)["models"][0]["measurements"]
+    assert measured["path"] == str(variant)

@@ -21,6 +21,7 @@ from omzconv import __version__
 from omzconv.datasets import IMAGENET_SYNSETS
 from omzconv.errors import ConversionError, GraphError, UsageError
 from omzconv.fileutil import atomic_dir, file_digest, write_json_atomic
+from omzconv.ovcompat import stable_names
 from omzconv.registry import Model, PrecisionTolerance
 from omzconv.runners import IRInput, OVRunner, probabilities
 from omzconv.selfcheck import check_images, graph_nodes, reference_outputs
@@ -189,6 +190,7 @@ def build_ov_model(model: Model, pb_path: Path, outputs: Sequence[str], ir_input
             raise ConversionError(f"cannot tell which requested output the IR output {sorted(names)} is")
         port.get_tensor().set_names({match[0]})
     ov_model.set_friendly_name(model.name)
+    stable_names(ov_model)
     return ov_model
 
 

@@ -32,6 +32,7 @@ from omzconv import __version__
 from omzconv.datasets import Record, balanced_subset, load_dataset, resolve_data_dir, split_disjoint
 from omzconv.errors import ConversionError, DatasetError
 from omzconv.fileutil import atomic_dir, file_digest, read_json, write_json_atomic
+from omzconv.ovcompat import stable_names
 from omzconv.registry import Model, Registry
 from omzconv.workspace import SIDECAR, current_sidecar, ir_files, ir_size
 
@@ -355,6 +356,7 @@ def quantize(
     with atomic_dir(int8_xml.parent) as tmp:
         tmp_xml = tmp / int8_xml.name
         on_stage("saving")
+        stable_names(quantized)
         ov.save_model(quantized, str(tmp_xml), compress_to_fp16=False)
         check = None
         if check_images > 0:
