@@ -25,20 +25,23 @@ class Case:
     logits_node: str
     first_layer: str  # end point of the first conv
     last_layer: str  # end point of the last conv
+    body_node: str  # a node of the authors' graph before the head
     features: int  # channels the classifier sees
     parameters: int  # values in all variables, BatchNorm moving statistics included
 
 
 CASES = [
     Case("mobilenet_v1_1.0_224", "mobilenet_v1", 224, 1.0, "MobilenetV1", "MobilenetV1/Logits/SpatialSqueeze",
-         "Conv2d_0", "Conv2d_13_pointwise", 1024, 4_254_889),
+         "Conv2d_0", "Conv2d_13_pointwise",
+         "MobilenetV1/MobilenetV1/Conv2d_13_pointwise/Relu6", 1024, 4_254_889),
     # Not in REFERENCE.md: measured, and equal to the sum over the official list (checked below).
     Case("mobilenet_v1_0.25_128", "mobilenet_v1", 128, 0.25, "MobilenetV1", "MobilenetV1/Logits/SpatialSqueeze",
-         "Conv2d_0", "Conv2d_13_pointwise", 256, 475_801),
+         "Conv2d_0", "Conv2d_13_pointwise",
+         "MobilenetV1/MobilenetV1/Conv2d_13_pointwise/Relu6", 256, 475_801),
     Case("mobilenet_v2_1.0_224", "mobilenet_v2", 224, 1.0, "MobilenetV2", "MobilenetV2/Logits/output",
-         "layer_1", "layer_19", 1280, 3_540_265),
+         "layer_1", "layer_19", "MobilenetV2/expanded_conv_16/output", 1280, 3_540_265),
     Case("mobilenet_v2_1.4_224", "mobilenet_v2", 224, 1.4, "MobilenetV2", "MobilenetV2/Logits/output",
-         "layer_1", "layer_19", 1792, 6_158_505),
+         "layer_1", "layer_19", "MobilenetV2/expanded_conv_16/output", 1792, 6_158_505),
 ]
 TRAIN_BATCH = 2
 
@@ -105,7 +108,7 @@ def test_output_nodes_and_shapes(built: Built) -> None:
     scope = built.case.scope
     names = {node.name for node in built.graph.as_graph_def().node}
     predictions = f"{scope}/Predictions/Reshape_1"
-    for name in ("input", built.case.logits_node, f"{scope}/Predictions/Softmax", predictions):
+    for name in ("input", built.case.body_node, built.case.logits_node, f"{scope}/Predictions/Softmax", predictions):
         assert name in names
     assert built.logits.name == f"{built.case.logits_node}:0"
     assert built.end_points["Logits"] is built.logits
@@ -144,7 +147,7 @@ def test_training_copy_with_decay_0_sets_moving_stats_to_batch_stats(built: Buil
     with built.graph.as_default():
         variables = tf.global_variables()
         moving = [v for v in variables if v.op.name.rsplit("/", 1)[-1] in ("moving_mean", "moving_variance")]
-        layer = f"{built.case.scope}/{'Conv2d_0' if built.case.network == 'mobilenet_v1' else 'Conv'}/BatchNorm"
+        layer = f"{built.case.scope}/{first.op.name.split('/')[-2]}/BatchNorm"  # Conv2d_0 or Conv
         images = np.random.default_rng(0).uniform(-1, 1, (TRAIN_BATCH, built.case.size, built.case.size, 3))
         with tf.Session(config=session_config()) as session:
             session.run(tf.variables_initializer(variables))
