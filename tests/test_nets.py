@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from omzconv.errors import UnknownModelError
-from omzconv.nets import NETWORKS, get_network
+from omzconv.nets import get_network
 from omzconv.tfcompat import import_slim, import_tf, restore_ops_tensor, session_config
 
 PATCH = Path(__file__).resolve().parents[1] / "patches" / "tf_slim-1.1.0-ops-tensor.patch"
@@ -48,7 +48,7 @@ def _variable_lines(tf: Any) -> list[str]:
     return [f"{v.op.name} {v.shape.as_list()}" for v in tf.global_variables()]
 
 
-@pytest.fixture(scope="module", params=sorted(NETWORKS))
+@pytest.fixture(scope="module", params=sorted(SCOPES))
 def built(request: pytest.FixtureRequest) -> Built:
     """The network for inference, then a training copy on the same variables (decay 0)."""
     tf = import_tf()
