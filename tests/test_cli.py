@@ -193,6 +193,7 @@ def trickle_server():
 
     class Trickle(BaseHTTPRequestHandler):
         def do_GET(self):
+            self.server.requests += 1
             self.send_response(200)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -208,9 +209,10 @@ def trickle_server():
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.requests = 0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/slow.tar.gz", payload
+    yield f"http://127.0.0.1:{server.server_address[1]}/slow.tar.gz", payload, server
     server.shutdown()
     server.server_close()
 
@@ -220,7 +222,7 @@ def test_ctrl_c_during_a_download_leaves_no_final_file(tmp_path, trickle_server)
     import signal
     import time
 
-    url, payload = trickle_server
+    url, payload, _ = trickle_server
     data = yaml.safe_load(ROOT_YAML.read_text())
     spec = data["models"]["inception_v4"]["files"][0]
     spec.update(size=len(payload), hash="sha256:" + hashlib.sha256(payload).hexdigest(), urls=[url])
@@ -271,3 +273,27 @@ def test_tensorflow_log_lines_stay_off_the_terminal():
                             env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
     assert result.stdout.strip() == "ok"
     assert result.stderr == ""  # no oneDNN banner, no "failed call to cuInit"
+
+
+def test_two_processes_fetch_one_archive_once(tmp_path, trickle_server):
+    """The second waits on the first's lock, says so once, then finds the archive verified."""
+    import time
+
+    url, payload, server = trickle_server
+    data = yaml.safe_load(ROOT_YAML.read_text())
+    spec = data["models"]["inception_v4"]["files"][0]
+    spec.update(size=len(payload), hash="sha256:" + hashlib.sha256(payload).hexdigest(), urls=[url])
+    models = tmp_path / "models.yaml"
+    models.write_text(yaml.safe_dump(data, sort_keys=False))
+    command = [sys.executable, "-m", "omzconv", "--models", str(models), "--cache-dir", str(tmp_path / "cache"),
+               "download", "inception_v4"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    part = tmp_path / "cache" / "inception_v4" / (spec["name"] + ".part")
+    deadline = time.monotonic() + 30
+    while not part.is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    first.communicate(timeout=60)
+    # Both fail at extraction (the payload is no tar): what matters is one transfer, one wait notice.
+    assert server.requests == 1
+    assert second.stderr.count("another omzconv process is making it; waiting for it") == 1, second.stderr

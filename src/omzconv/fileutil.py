@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -83,3 +84,25 @@ def atomic_dir(final: Path) -> Iterator[Path]:
             os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def artefact_lock(final: Path) -> Iterator[None]:
+    """Hold `<final>.lock` while `final` is checked and, if need be, made.
+
+    A second process (or thread) asking for the same artefact waits, says once that it waits, and
+    then finds the artefact up to date instead of making it again or racing the first.
+    """
+    from filelock import FileLock, Timeout
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(final) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logging.getLogger(__name__).info("%s: another omzconv process is making it; waiting for it", final)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

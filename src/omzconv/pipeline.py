@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omzconv.download import extract_archive, fetch
 from omzconv.errors import GraphError
-from omzconv.fileutil import read_json
+from omzconv.fileutil import artefact_lock, read_json
 from omzconv.freeze import FreezeResult, freeze, sidecar_path
 from omzconv.registry import Model, Registry
 from omzconv.workspace import Workspace, ir_variant
@@ -35,17 +35,18 @@ def obtain_checkpoint(model: Model, workspace: Workspace, progress: Progress | N
     """The model's checkpoint file, downloaded (or, for a synthetic workspace, generated) and
     extracted if it is not there yet."""
     archive = workspace.archive_path(model)
-    if workspace.synthetic:
-        if not archive.is_file():
-            from omzconv.synthetic import make_synthetic_archive
+    with artefact_lock(archive):
+        if workspace.synthetic:
+            if not archive.is_file():
+                from omzconv.synthetic import make_synthetic_archive
 
-            on_stage("generating synthetic checkpoint")
-            make_synthetic_archive(model, archive, on_stage=on_stage)
-    else:
-        on_stage("downloading")
-        fetch(model.files[0], workspace.download_dir(model), progress=progress)
-    on_stage("extracting")
-    extract_archive(archive, workspace.checkpoint_dir(model), expect=model.checkpoint)
+                on_stage("generating synthetic checkpoint")
+                make_synthetic_archive(model, archive, on_stage=on_stage)
+        else:
+            on_stage("downloading")
+            fetch(model.files[0], workspace.download_dir(model), progress=progress)
+        on_stage("extracting")
+        extract_archive(archive, workspace.checkpoint_dir(model), expect=model.checkpoint)
     return workspace.checkpoint_path(model)
 
 
@@ -62,9 +63,10 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
         from omzconv.slim_route import slim_network
 
         network, network_source = slim_network(slim_dir, model), f"slim:{Path(slim_dir).resolve()}"
-    return freeze(model, source, workspace.frozen_path(model), outputs,
-                  weights=weights_kind(workspace, checkpoint), network=network,
-                  network_source=network_source, force=force, on_stage=on_stage)
+    with artefact_lock(workspace.frozen_path(model)):
+        return freeze(model, source, workspace.frozen_path(model), outputs,
+                      weights=weights_kind(workspace, checkpoint), network=network,
+                      network_source=network_source, force=force, on_stage=on_stage)
 
 
 def frozen_outputs(model: Model, workspace: Workspace) -> tuple[str, ...]:
@@ -90,8 +92,9 @@ def ensure_converted(model: Model, workspace: Workspace, registry: Registry, pre
     if not pb_path.is_file():
         ensure_frozen(model, workspace, progress=progress, on_stage=on_stage)
     xml_path = workspace.ir_path(model, precision, ir_variant(model, input_type, layout))
-    return convert(model, pb_path, xml_path, precision,
-                   outputs=frozen_outputs(model, workspace),
-                   tolerance=registry.tolerances.precisions[precision],
-                   weights=frozen_weights(model, workspace), input_type=input_type, layout=layout,
-                   check=check, force=force, on_stage=on_stage)
+    with artefact_lock(xml_path.parent):
+        return convert(model, pb_path, xml_path, precision,
+                       outputs=frozen_outputs(model, workspace),
+                       tolerance=registry.tolerances.precisions[precision],
+                       weights=frozen_weights(model, workspace), input_type=input_type, layout=layout,
+                       check=check, force=force, on_stage=on_stage)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from omzconv import __version__
 from omzconv.datasets import Record, balanced_subset, load_dataset, resolve_data_dir, split_disjoint
 from omzconv.errors import ConversionError, DatasetError
-from omzconv.fileutil import atomic_dir, file_digest, read_json, write_json_atomic
+from omzconv.fileutil import artefact_lock, atomic_dir, file_digest, read_json, write_json_atomic
 from omzconv.ovcompat import stable_names
 from omzconv.registry import Model, Registry
 from omzconv.workspace import SIDECAR, current_sidecar, ir_files, ir_size
@@ -447,5 +447,6 @@ def ensure_quantized(model: Model, workspace: Any, registry: Registry, source: C
 
         ensure_converted(model, workspace, registry, "FP32", input_type=input_type, layout=layout,
                          progress=progress, on_stage=on_stage)
-    return quantize(model, fp32_xml, workspace.ir_path(model, PRECISION, variant), source, on_stage=on_stage,
-                    **options)
+    int8_xml = workspace.ir_path(model, PRECISION, variant)
+    with artefact_lock(int8_xml.parent):
+        return quantize(model, fp32_xml, int8_xml, source, on_stage=on_stage, **options)
