@@ -17,6 +17,16 @@ SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 ROOT = Path(__file__).resolve().parents[1]
 
 
+SLOW_FIXTURES = {"artefacts"}  # what builds synthetic checkpoints, frozen graphs and IRs
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Every test that needs the session's synthetic artefacts is `slow` (`-m "not slow"` skips it)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """``../shared`` beside the checkout: reference variable lists and sample images."""

@@ -297,3 +297,37 @@ def test_two_processes_fetch_one_archive_once(tmp_path, trickle_server):
     # Both fail at extraction (the payload is no tar): what matters is one transfer, one wait notice.
     assert server.requests == 1
     assert second.stderr.count("another omzconv process is making it; waiting for it") == 1, second.stderr
+
+
+def test_stage_display_shows_a_bar_and_count_only_for_counted_stages(monkeypatch):
+    from rich.console import Console
+
+    from omzconv.cli import ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "stderr", Console(file=screen, force_terminal=True, width=80))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with ui.stage_status("quantize m", quiet=False) as on_stage:
+        on_stage("loading NNCF")
+        on_stage.bar.refresh()
+        uncounted = screen.getvalue()
+        on_stage("calibrating on 10 images", 3, 10)
+        on_stage.bar.refresh()
+    assert "quantize m: loading NNCF" in uncounted and "/" not in uncounted.split("loading NNCF")[-1]
+    assert "quantize m: calibrating on 10 images" in screen.getvalue() and "3/10" in screen.getvalue()
+
+
+def test_no_download_bar_when_nothing_is_downloaded(monkeypatch):
+    from rich.console import Console
+
+    from omzconv.cli import ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "stderr", Console(file=screen, force_terminal=True, width=80))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with ui.transfer_bars(quiet=False) as add:
+        add("inception_v4")  # the archive is already there: the library never calls back
+    assert "inception_v4" not in screen.getvalue() and "bytes" not in screen.getvalue()
+    with ui.transfer_bars(quiet=False) as add:
+        add("inception_v4")(512, 1024)
+    assert "inception_v4" in screen.getvalue()

@@ -15,6 +15,8 @@ from omzconv.errors import UnknownModelError
 from omzconv.nets import get_network
 from omzconv.tfcompat import import_slim, import_tf, restore_ops_tensor, session_config
 
+pytestmark = pytest.mark.slow  # builds the networks in TensorFlow
+
 PATCH = Path(__file__).resolve().parents[1] / "patches" / "tf_slim-1.1.0-ops-tensor.patch"
 
 SCOPES = {"inception_v4": "InceptionV4", "inception_resnet_v2": "InceptionResnetV2"}

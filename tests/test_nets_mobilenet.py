@@ -14,6 +14,8 @@ from omzconv.errors import ConfigError
 from omzconv.nets import get_network
 from omzconv.tfcompat import import_tf, session_config
 
+pytestmark = pytest.mark.slow  # builds the networks in TensorFlow
+
 
 @dataclass(frozen=True)
 class Case:

@@ -7,6 +7,8 @@ accuracy control on 10 held-out images): ~30-40 s.
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import time
 from collections import Counter
@@ -120,6 +122,14 @@ def sample_dir(shared_dir) -> Path:
     return shared_dir / "imagenet-sample"
 
 
+STAGES_SEEN: list[tuple] = []  # what `omzconv quantize` showed as its stages, with counts
+
+
+@contextlib.contextmanager
+def _recording_stage_status(label, quiet):
+    yield lambda stage, done=None, total=None: STAGES_SEEN.append((stage, done, total))
+
+
 @pytest.fixture(scope="session")
 def int8(artefacts, sample_dir):
     """The FP32 IR, then `omzconv quantize` on it; returns (FP32 xml, INT8 xml, JSON result, seconds)."""
@@ -129,11 +139,20 @@ def int8(artefacts, sample_dir):
             "--data-dir", str(sample_dir), "--calibration-size", str(CALIBRATION), "--max-drop", "100",
             "--validation-size", str(VALIDATION), "--check-images", str(CHECK), "--json"]
     started = time.perf_counter()
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("omzconv.cli.quantize.stage_status", _recording_stage_status)
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
     seconds = time.perf_counter() - started
     assert result.exit_code == 0, result.output
     [data] = json.loads(result.stdout)
     return fp32_xml, ws.ir_path(artefacts.model(MODEL), "INT8"), data, seconds, args
+
+
+def test_calibration_shows_a_count_image_by_image(int8) -> None:
+    counts = [(done, total) for stage, done, total in STAGES_SEEN if stage.startswith("calibrating on")]
+    assert counts[0] == (0, CALIBRATION) and counts[-1] == (CALIBRATION, CALIBRATION)
+    assert [d for d, _ in counts] == sorted(d for d, _ in counts)  # it only moves forward
+    assert len(counts) >= CALIBRATION  # one step per image prepared, not a spinner
 
 
 def test_int8_ir_has_the_fp32_interface(int8) -> None:

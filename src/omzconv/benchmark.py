@@ -31,10 +31,10 @@ WARMUP = 2
 RUNTIMES = ("openvino", "tensorflow")
 PRECISIONS = ("FP32", "FP16", "INT8")
 
-Stage = Callable[[str], None]
+Stage = Callable[..., None]  # on_stage(text, done=None, total=None)
 
 
-def _quiet(stage: str) -> None:
+def _quiet(stage: str, done: float | None = None, total: float | None = None) -> None:
     pass
 
 

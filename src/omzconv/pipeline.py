@@ -6,6 +6,7 @@ anything, and every stage's skip-if-up-to-date logic lives in the stage's own mo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -16,11 +17,12 @@ from omzconv.freeze import FreezeResult, freeze, sidecar_path
 from omzconv.registry import Model, Registry
 from omzconv.workspace import Workspace, ir_variant
 
-Stage = Callable[[str], None]
+log = logging.getLogger(__name__)
+Stage = Callable[..., None]  # on_stage(text, done=None, total=None)
 Progress = Callable[[int, int | None], None]
 
 
-def _quiet(stage: str) -> None:
+def _quiet(stage: str, done: float | None = None, total: float | None = None) -> None:
     pass
 
 
@@ -38,10 +40,12 @@ def obtain_checkpoint(model: Model, workspace: Workspace, progress: Progress | N
     with artefact_lock(archive):
         if workspace.synthetic:
             if not archive.is_file():
-                from omzconv.synthetic import make_synthetic_archive
+                from omzconv.synthetic import STAGES, make_synthetic_archive
 
-                on_stage("generating synthetic checkpoint")
-                make_synthetic_archive(model, archive, on_stage=on_stage)
+                log.info("%s: generating synthetic weights, a one-time cost (about a minute); later runs "
+                         "reuse them", model.name)
+                make_synthetic_archive(model, archive, on_stage=lambda stage: on_stage(
+                    f"synthetic weights: {stage}", STAGES.index(stage) if stage in STAGES else None, len(STAGES)))
         else:
             on_stage("downloading")
             fetch(model.files[0], workspace.download_dir(model), progress=progress)

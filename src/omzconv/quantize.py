@@ -51,14 +51,14 @@ PRESET = "performance"
 RULE = ("calibration = split_disjoint(records, size, seed)[0] (class-balanced, seeded); "
         "evaluation = all other records")
 
-Stage = Callable[[str], None]
+Stage = Callable[..., None]  # on_stage(text, done=None, total=None)
 
 
 class QuantizationError(ConversionError):
     """NNCF could not quantize the model."""
 
 
-def _quiet(stage: str) -> None:
+def _quiet(stage: str, done: float | None = None, total: float | None = None) -> None:
     pass
 
 
@@ -321,9 +321,16 @@ def quantize(
     def transform(record: Record) -> np.ndarray:
         return ir_input.lay_out(prepare_image(record.path, pre.central_fraction, pre.size))
 
-    calibration_data = nncf.Dataset(list(split.calibration), transform)
+    stage, total, prepared = f"calibrating on {len(split.calibration)} images", len(split.calibration), [0]
+
+    def counted(record: Record) -> np.ndarray:  # NNCF's statistics pass prepares each image once
+        prepared[0] += 1
+        on_stage(stage, min(prepared[0], total), total)
+        return transform(record)
+
+    calibration_data = nncf.Dataset(list(split.calibration), counted)
     accuracy = None
-    on_stage(f"calibrating on {len(split.calibration)} images")
+    on_stage(stage, 0, total)
     try:
         with _nncf_output(show_progress):
             if max_drop is None:

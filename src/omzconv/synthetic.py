@@ -57,6 +57,8 @@ LOGIT_STD = 3.0  # per-class std of the calibrated logits
 BETA = 1.0
 GZIP_LEVEL = 1  # float noise barely compresses; level 9 would triple the archiving time
 _BN_SEED, _HEAD_SEED = 1, 2  # image streams derived from the seed, kept apart from each other
+STAGES = ("building graph", "initializing weights", "calibrating BatchNorm", "calibrating classifiers",
+          "writing checkpoint", "archiving")  # what on_stage reports, in order
 
 
 @dataclass(frozen=True)

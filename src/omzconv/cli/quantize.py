@@ -57,7 +57,7 @@ def quantize_models(app: App, models, synthetic: bool, *, dataset: str, data_dir
                 model, workspace, app.registry, source, input_type=input_type, layout=layout,
                 progress=add_bar(model.name), on_stage=on_stage, calibration_size=calibration_size,
                 seed=seed, max_drop=max_drop, validation_size=validation_size, check_images=check_images,
-                force=force, show_progress=not app.quiet))
+                force=force, show_progress=app.verbose > 0))
     return results
 
 

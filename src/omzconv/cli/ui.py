@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TaskProgressColumn, TextColumn,
-                           TimeRemainingColumn, TransferSpeedColumn)
+from rich.progress import (BarColumn, DownloadColumn, Progress, ProgressColumn, SpinnerColumn, Task,
+                           TaskProgressColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn)
+from rich.text import Text
 from rich.table import Table
 
 PIPED_WIDTH = 200  # piped output is not cut to 80 columns (use --json for machines)
@@ -113,14 +114,46 @@ def step_progress(description: str, total: int | None, quiet: bool,
         yield advance
 
 
+class _WhenCounted(ProgressColumn):
+    """Show `column` only while the stage reports a count (else the stage is just a spinner)."""
+
+    def __init__(self, column: ProgressColumn) -> None:
+        super().__init__()
+        self.column = column
+
+    def render(self, task: Task) -> Any:
+        return self.column.render(task) if task.total is not None else Text("")
+
+
+class StageDisplay:
+    """`on_stage(text, done=None, total=None)`: the stage of a long step, with a bar and ETA while the
+    library reports how far the stage is (NNCF calibration, synthetic weights)."""
+
+    def __init__(self, bar: Progress | None = None, label: str = "") -> None:
+        self.bar, self.label = bar, label
+        self.task = bar.add_task(f"{label}: starting", total=None) if bar is not None else None
+        self.stage = ""
+
+    def __call__(self, stage: str, done: float | None = None, total: float | None = None) -> None:
+        if self.bar is None:
+            return
+        if stage != self.stage:
+            self.stage = stage
+            self.bar.reset(self.task, total=total, description=f"{self.label}: {stage}")
+        self.bar.update(self.task, completed=done or 0, total=total)
+
+
 @contextmanager
-def stage_status(label: str, quiet: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner showing the current stage of a long step; yields `on_stage(text)`."""
+def stage_status(label: str, quiet: bool) -> Iterator[StageDisplay]:
+    """A spinner naming the current stage of a long step, with a bar and ETA when the stage is
+    counted; yields the `on_stage(text, done=None, total=None)` the library calls."""
     if quiet or not sys.stderr.isatty():
-        yield lambda stage: None
+        yield StageDisplay()
         return
-    with stderr.status(f"{label}: starting") as status:
-        yield lambda stage: status.update(f"{label}: {stage}")
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), _WhenCounted(BarColumn()),
+               _WhenCounted(TextColumn("{task.completed:.0f}/{task.total:.0f}")), _WhenCounted(TimeRemainingColumn()))
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        yield StageDisplay(bar, label)
 
 
 def synthetic_option(func: Callable) -> Callable:
