@@ -11,7 +11,7 @@ For each round (interleaved, so background load hits every measurement alike):
   in bf16, which is another computation; the default-precision figure is printed once for scale);
 - omzconv: `verify.evaluate_model` on the same images, cache off, whose per-runtime images/s
   counts each stage's whole wall time (waiting for decoded pixels + layout + inference +
-  bookkeeping; see omzconv.verify's docstring).
+  bookkeeping; see omzconv.verify.evaluate's docstring).
 
 Prints the median of each over the rounds and the ratios omzconv ÷ baseline (goal ≥ 0.9). The
 artefacts are synthetic-weight ones, built on first use under --workdir (a few minutes).

@@ -397,7 +397,7 @@ def cli(tmp_path, monkeypatch, tiny_model, registry):
     monkeypatch.setattr(verify, "ensure_artefacts",
                         lambda model, workspace, reg, precisions, **kw: fake_artefacts(tmp_path, precisions=precisions))
     per_run: dict = {}
-    monkeypatch.setattr(verify, "open_runner", lambda *a: fake_factory(**per_run)(*a))
+    monkeypatch.setattr("omzconv.verify.evaluate.open_runner", lambda *a: fake_factory(**per_run)(*a))
     # the registry's inception_v4 with small pixels, so fakes stay fast
     monkeypatch.setattr(type(registry), "select", lambda self, names, all_models: (tiny_model,))
 

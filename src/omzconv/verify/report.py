@@ -1,0 +1,217 @@
+"""The report: dataclasses that serialize to JSON (`VerifyReport.to_dict`) and Markdown, how it is
+assembled (`make_report`) and where it is written (`default_report_path`, `write_report`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omzconv import __version__
+from omzconv.fileutil import write_bytes_atomic, write_json_atomic
+from omzconv.verify.metrics import wilson_interval
+
+if TYPE_CHECKING:
+    from omzconv.registry import Model
+    from omzconv.verify.selection import Selection
+    from omzconv.workspace import Workspace
+
+SCHEMA = 1
+ORIGINAL = "original"  # the run of the original frozen graph
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    correct: int
+    images: int
+    value: float | None  # fraction; None without images
+    ci95: tuple[float, float]  # Wilson score interval
+
+    @classmethod
+    def of(cls, correct: int, images: int) -> Accuracy:
+        return cls(correct, images, correct / images if images else None, wilson_interval(correct, images))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One runtime on one artefact: the original graph in TensorFlow or an IR in OpenVINO."""
+
+    name: str  # "original", "FP32", "FP16"
+    runtime: str  # "tensorflow" or "openvino"
+    artefact: str
+    sha256: str
+    images: int  # images in the metrics (those every run of the model has)
+    top1: Accuracy
+    top5: Accuracy
+    inferred: int  # images run now
+    cached: int  # images taken from the cache
+    seconds: float  # this run's stage wall time (see the module docstring)
+    load_seconds: float
+    images_per_second: float | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A converted model against the original, image by image."""
+
+    precision: str
+    images: int
+    top1_delta_pp: float | None  # converted top-1 minus original top-1, percentage points
+    top1_agreement: float | None  # share of images with the same top-1 class
+    top5_agreement: float | None  # share of images with the same top-5 set
+    max_abs_prob_delta: float | None  # over images and classes
+    mean_abs_prob_delta: float | None  # over images and classes
+
+
+@dataclass(frozen=True)
+class Check:
+    subject: str  # "FP32 vs original", "original vs TF-Slim published"
+    metric: str  # "|Δ top-1|", "top-1 agreement", ...
+    value: float | None  # in `unit`
+    op: str  # "<=" or ">="
+    limit: float
+    unit: str  # "pp" or "%"
+    status: str  # "passed" or "failed"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+@dataclass(frozen=True)
+class ReferenceResult:
+    source: str
+    output: str
+    top1: float  # percent
+    top5: float
+    applied: bool
+    reasons: tuple[str, ...]  # why not applied
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    count: int
+    first: tuple[Problem, ...]
+
+
+@dataclass
+class ModelReport:
+    model: str
+    alias: str
+    output: str
+    output_kind: str
+    weights: str  # official, synthetic or custom
+    images: int
+    runs: list[RunResult]
+    comparisons: list[Comparison]
+    references: list[ReferenceResult]
+    checks: list[Check]
+    skipped: Skipped  # images this model could not use (undecodable, label out of its range)
+    seconds: float
+    interrupted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return not self.interrupted and not any(c.failed for c in self.checks)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    layout: str  # caffe, kaggle, folders
+    found: str  # one line: which layout was found where
+    data_dir: str
+    listed: int  # usable records the layout lists
+    selected: int  # after --limit
+    limit: int | None
+    seed: int
+    full_size: int  # the dataset's full size (models.yaml), what references are measured on
+    skipped: Skipped  # listed images that are missing or have a label out of range
+
+
+@dataclass
+class VerifyReport:
+    dataset: DatasetInfo
+    models: list[ModelReport]
+    synthetic: bool
+    interrupted: bool = False
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema: int = SCHEMA
+    tool: str = f"omzconv {__version__}"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.interrupted and all(m.passed for m in self.models)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passed"] = self.passed
+        for model, report in zip(data["models"], self.models):
+            model["passed"] = report.passed
+        return data
+
+    def to_markdown(self) -> str:
+        from omzconv.verify.render_md import render_markdown
+
+        return render_markdown(self)
+
+
+class VerifyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `evaluate_model`: `.report` holds the result for the images that were done."""
+
+    def __init__(self, report: ModelReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+
+SYNTHETIC_NOTE = ("SYNTHETIC WEIGHTS: generated weights that recognize nothing; the accuracies are "
+                  "meaningless, only the agreement between the original and the converted models means something.")
+SPEED_NOTE = ("images/s of a run = images it inferred ÷ its stage's wall time: waiting for decoded pixels "
+              "(decode + crop + resize, shared by the runs, charged to each in full) plus its own layout, "
+              "inference and bookkeeping; loading excluded (graph import or IR compile, and a warm-up run: TensorFlow "
+              "optimizes the graph on its first run), as benchmark_app excludes it. Cached images count in neither.")
+
+
+def make_report(selection: Selection, models: list[ModelReport], synthetic: bool,
+                interrupted: bool = False) -> VerifyReport:
+    notes = [SPEED_NOTE]
+    if synthetic:
+        notes.insert(0, SYNTHETIC_NOTE)
+    return VerifyReport(dataset=selection.info, models=models, synthetic=synthetic,
+                        interrupted=interrupted or any(m.interrupted for m in models), notes=notes)
+
+
+
+def default_report_path(workspace: Workspace, dataset: str, models: Sequence[Model]) -> Path:
+    names = "+".join(m.name for m in models)
+    return workspace.model_dir(models[0]).parent / "reports" / f"verify-{dataset}-{names}.json"
+
+
+def write_report(report: VerifyReport, path: Path, fmt: str | None = None) -> list[Path]:
+    """JSON at `path` and Markdown beside it (`.md`), or with `fmt="md"` (the default for a `.md`
+    path) only Markdown at `path`. Returns the files written."""
+    path = Path(path)
+    fmt = fmt or ("md" if path.suffix.lower() == ".md" else "json")
+    if fmt == "md":
+        write_bytes_atomic(path, report.to_markdown().encode())
+        return [path]
+    write_json_atomic(path, report.to_dict())
+    md = path.with_suffix(".md")
+    write_bytes_atomic(md, report.to_markdown().encode())
+    return [path, md]
+
