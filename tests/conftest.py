@@ -17,11 +17,11 @@ SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-SLOW_FIXTURES = {"artefacts"}  # what builds synthetic checkpoints, frozen graphs and IRs
+SLOW_FIXTURES = {"artefacts", "synthetic_workspace"}  # what builds synthetic checkpoints, graphs and IRs
 
 
 def pytest_collection_modifyitems(items) -> None:
-    """Every test that needs the session's synthetic artefacts is `slow` (`-m "not slow"` skips it)."""
+    """Every test that needs the session's synthetic workspace is `slow` (`-m "not slow"` skips it)."""
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)

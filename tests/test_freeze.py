@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from omzconv.cli import main
 from omzconv.errors import CheckpointError, GraphError
 from omzconv.fileutil import file_digest
-from omzconv.freeze import build_inference_graph, checkpoint_files, freeze
+from omzconv.freeze import TABLE_MAGIC, build_inference_graph, checkpoint_files, freeze
 from omzconv.procedural import natural_images
 from omzconv.runners import TFRunner
 
@@ -95,6 +95,9 @@ def test_missing_and_misshaped_variables_are_named(artefacts, tmp_path):
 def test_not_a_checkpoint(artefacts, tmp_path):
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="junk.ckpt is not a TensorFlow checkpoint"):  # told before TF loads
+        freeze(artefacts.model("inception_v4"), junk, tmp_path / "x.pb")
+    junk.write_bytes(b"\x00" * 100 + TABLE_MAGIC)  # looks like a checkpoint table, is not one
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         freeze(artefacts.model("inception_v4"), junk, tmp_path / "x.pb")
     with pytest.raises(CheckpointError, match="no checkpoint at"):

@@ -497,3 +497,74 @@ def test_end_to_end_on_the_imagenet_sample(synthetic_workspace, shared_dir, name
     again = _verify_cli(synthetic_workspace, shared_dir, name, *(["--limit", str(limit)] if limit else []))
     assert [(r["inferred"], r["cached"]) for r in again["models"][0]["runs"]] == [(0, limit or 200)] * 3
     assert again["models"][0]["comparisons"] == model["comparisons"]
+
+
+# --- as a new user meets it (issue: documented commands, 80 columns, honest Ctrl-C) ----------------
+
+
+def test_cli_table_fits_80_columns_and_counts_each_run(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    result = cli("--data-dir", str(make_caffe(tmp_path / "val", corrupt=False)), "--synthetic-weights")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("Report")]  # paths stay whole
+    assert max(map(len, lines)) <= 80, result.stdout
+    row = next((line for line in lines if line.startswith("FP32")), None)
+    assert row is not None and row.split()[1:3] == ["12", "0"], result.stdout  # images this run inferred now, and taken from the cache
+
+
+def test_cli_ctrl_c_keeps_the_complete_report_and_shows_each_runs_images(cli, tmp_path):
+    root = make_caffe(tmp_path / "val", corrupt=False)
+    report = tmp_path / "r.json"
+    assert cli("--data-dir", str(root), "--report", str(report), "--no-cache").exit_code == 0
+    complete = report.read_text()
+    cli.per_run["FP16"] = {"fail_after": 0, "error": KeyboardInterrupt}
+    result = cli("--data-dir", str(root), "--report", str(report))
+    assert result.exit_code == 130
+    assert report.read_text() == complete  # the last complete report is not overwritten
+    partial = json.loads((tmp_path / "r.partial.json").read_text())
+    assert partial["interrupted"] is True and (tmp_path / "r.partial.md").is_file()
+    assert "r.partial.json" in result.stdout
+    runs = {r["name"]: r["inferred"] + r["cached"] for r in partial["models"][0]["runs"]}
+    assert runs["original"] > 0 and runs["FP32"] > 0 and runs["FP16"] == 0
+    row = next(line for line in result.stdout.splitlines() if line.startswith("original"))
+    assert row.split()[1] == str(runs["original"])  # what each run finished, not "0 images"
+
+    cli.per_run.clear()  # the next run resumes and says so
+    again = cli("--data-dir", str(root), "--report", str(report))
+    assert again.exit_code == 0
+    # FP32 finished every image before the Ctrl-C; the original re-runs where FP16 needs its vectors
+    assert "inception_v4: resuming with 12 to run of 12 images: cached 0 for original, 12 for FP32, 0 for FP16" \
+        in again.stderr
+
+
+def test_report_names_differ_by_data_and_selection(tmp_path, tiny_model, dataset_spec):
+    from omzconv.verify import default_report_path, select_images
+    from omzconv.workspace import Workspace
+
+    workspace = Workspace(tmp_path / "c", tmp_path / "o")
+    a, b = make_caffe(tmp_path / "a", corrupt=False), make_caffe(tmp_path / "b", corrupt=False)
+    paths = {default_report_path(workspace, select_images(dataset_spec, root, limit=limit).info, [tiny_model])
+             for root in (a, b) for limit in (None, 4)}
+    assert len(paths) == 4
+    assert all(p.parent == tmp_path / "o" / "reports" and p.name.startswith("verify-") for p in paths)
+
+
+def test_verify_as_written_needs_only_the_data(tmp_path, monkeypatch):
+    """`omzconv verify --dataset imagenet-val`, exactly: no "no model given"; without data, the
+    error lists the layouts; models default to what is converted here."""
+    from omzconv.cli import App
+    from omzconv.cli.verify import _converted_models
+
+    monkeypatch.delenv("OMZCONV_IMAGENET_VAL", raising=False)
+    options = ["--cache-dir", str(tmp_path / "c"), "-o", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, [*options, "verify", "--dataset", "imagenet-val"])
+    assert result.exit_code == 1 and "no model given" not in result.output
+    assert "--data-dir" in result.stderr and "val.txt" in result.stderr
+
+    app = App(models_path=None, cache_dir=tmp_path / "c", output_dir=tmp_path / "o", quiet=True)
+    workspace = app.workspace()
+    assert _converted_models(app, workspace) == app.registry.models  # nothing converted: all
+    ir = workspace.ir_path(app.registry.model("inception_resnet_v2"), "FP16")
+    ir.parent.mkdir(parents=True)
+    ir.write_text("<net/>")
+    assert [m.name for m in _converted_models(app, workspace)] == ["inception_resnet_v2"]

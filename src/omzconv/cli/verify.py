@@ -8,11 +8,9 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from omzconv.cli import App
-from omzconv.cli.ui import (json_option, models_argument, print_json, stage_status, stderr, stdout,
-                            step_progress, synthetic_option, transfer_bars)
-
-INTERRUPTED_EXIT = 130  # the shell's code for a Ctrl-C
+from omzconv.cli import INTERRUPTED_EXIT, App
+from omzconv.cli.ui import (info, ir_interface_options, json_option, models_argument, print_json, stage_status,
+                            stderr, stdout, step_progress, synthetic_option, transfer_bars)
 
 
 @click.command("verify", short_help="Original vs converted on ImageNet val: accuracy, agreement, pass/fail.")
@@ -34,12 +32,14 @@ INTERRUPTED_EXIT = 130  # the shell's code for a Ctrl-C
               help="json: the report as JSON plus Markdown beside it (.md); md: only Markdown "
                    "[default: md if --report ends in .md, else json].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the prediction cache.")
+@ir_interface_options
 @json_option
 @click.pass_obj
 def command(app: App, names, all_models, synthetic, dataset, data_dir, precisions, limit, seed, strict,
-            report_path, report_format, no_cache, as_json) -> None:
+            report_path, report_format, no_cache, input_type, layout, as_json) -> None:
     """Run the original frozen graph (TensorFlow) and each IR (OpenVINO, CPU) of NAME... (or --all) on
-    the same preprocessed ImageNet validation images and compare them.
+    the same preprocessed ImageNet validation images and compare them. Without NAME or --all: the
+    models already converted in the output directory (all models if none is).
 
     \b
     Reports top-1/top-5 with 95 % Wilson intervals, top-1 and top-5 agreement and |Δ| of softmax
@@ -53,10 +53,11 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     from omzconv.convert import parse_precisions
     from omzconv.datasets import resolve_data_dir
     from omzconv.verify import (VerifyInterrupted, cache_dir_for, default_report_path, ensure_artefacts,
-                                evaluate_model, make_report, select_images, write_report)
+                                evaluate_model, make_report, partial_path, select_images, write_report)
 
     registry = app.registry
-    models = registry.select(names, all_models)
+    workspace = app.workspace(synthetic)
+    models = registry.select(names, all_models) if names or all_models else _converted_models(app, workspace)
     wanted = parse_precisions(precisions)
     spec = registry.dataset(dataset)
     root = resolve_data_dir(spec, data_dir, f"{spec.name}: verify needs the images")
@@ -71,14 +72,13 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     if synthetic and as_json:
         stderr.print("[bold red]SYNTHETIC WEIGHTS[/]: accuracies are meaningless; only original-vs-converted "
                      "agreement means something.")
-    workspace = app.workspace(synthetic)
 
     reports, interrupted = [], False
     try:
         for model in models:
             with transfer_bars(app.quiet) as add_bar, stage_status(f"verify {model.name}", app.quiet) as on_stage:
-                artefacts = ensure_artefacts(model, workspace, registry, wanted, progress=add_bar(model.name),
-                                             on_stage=on_stage)
+                artefacts = ensure_artefacts(model, workspace, registry, wanted, input_type=input_type,
+                                             layout=layout, progress=add_bar(model.name), on_stage=on_stage)
             with ExitStack() as bars:
                 advance = [lambda n: None]
 
@@ -98,59 +98,87 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
         stderr.print("[yellow]Interrupted[/]: the result below covers the images done; run again to resume.")
 
     report = make_report(selection, reports, synthetic, interrupted)
-    path = report_path or default_report_path(workspace, spec.name, models)
-    written = write_report(report, path, report_format)
+    path = report_path or default_report_path(workspace, selection.info, models)
+    written = write_report(report, partial_path(path) if report.interrupted else path, report_format)
     if as_json:
         print_json(report.to_dict())
     else:
         render(report)
-        stdout.print("Report: " + ", ".join(str(p) for p in written), soft_wrap=True)
+        partial = " (partial: the last complete report, if any, is kept)" if report.interrupted else ""
+        stdout.print("Report" + partial + ": " + ", ".join(str(p) for p in written), soft_wrap=True)
     click.get_current_context().exit(INTERRUPTED_EXIT if interrupted else report.exit_code)
 
 
+def _converted_models(app: App, workspace) -> tuple:
+    """The models converted in this output directory, else all of them; said either way."""
+    converted = tuple(m for m in app.registry.models if workspace.status(m)["converted"])
+    if converted:
+        info(f"verifying the models converted in {workspace.output_dir}: {', '.join(m.name for m in converted)} "
+             "(name others, or pass --all)", app.quiet)
+        return converted
+    info(f"nothing converted in {workspace.output_dir} yet: verifying all {len(app.registry.models)} models "
+         "(name some to verify fewer)", app.quiet)
+    return app.registry.models
+
+
 def render(report) -> None:
+    """One small table per model, a row per run, sized for an 80-column terminal (the JSON and the
+    report files hold the rest: top-5 agreement, mean |Δp|, top-5 intervals, timings)."""
+    from rich import box
     from rich.table import Table
 
-    from omzconv.verify import accuracy_text, check_text, percent, reference_text
+    from omzconv.verify import check_text, reference_text
 
     d = report.dataset
-    title = f"Verify on {d.name}: {d.selected:,} images" + (f" (subset, seed {d.seed})" if d.limit else "")
+    subset = f" (subset, seed {d.seed})" if d.limit else ""
+    stdout.print(f"[bold]Verify on {d.name}[/]: {d.selected:,} images{subset}", soft_wrap=True)
     if report.synthetic:
         stdout.print("[bold white on red] SYNTHETIC WEIGHTS [/] accuracy figures are meaningless; "
                      "only the agreement between original and converted means something.")
-        title += " — SYNTHETIC WEIGHTS"
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in ("model", "run", "images", "top-1 [95 % CI]", "top-5 [95 % CI]", "top-1 agree",
-                   "top-5 agree", "max |Δp|", "mean |Δp|", "images/s"):
-        table.add_column(column, justify="left" if column in ("model", "run") else "right")
     for m in report.models:
         comparisons = {c.precision: c for c in m.comparisons}
-        for i, r in enumerate(m.runs):
+        verdict = "[green]PASSED[/]" if m.passed else "[yellow]INTERRUPTED[/]" if m.interrupted else "[red]FAILED[/]"
+        table = Table(title=f"{m.model}: {verdict}, {m.images:,} images compared, {m.weights} weights",
+                      title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+                      pad_edge=False, padding=(0, 0, 0, 2))
+        for column in ("run", "run\nnow", "cached", "top-1 %\n(95 % CI)", "top-5\n%", "same\ntop-1 %",
+                       "max\n|Δp|", "img/s"):
+            table.add_column(column, justify="left" if column == "run" else "right", no_wrap=True)
+        for r in m.runs:
             c = comparisons.get(r.name)
             speed = "cached" if r.images_per_second is None and r.cached else (
-                "–" if r.images_per_second is None else f"{r.images_per_second:.2f}")
-            table.add_row(m.model if i == 0 else "", f"{r.name} ({r.runtime})", f"{r.images:,}",
-                          accuracy_text(r.top1), accuracy_text(r.top5),
-                          percent(c.top1_agreement) if c else "", percent(c.top5_agreement) if c else "",
-                          f"{c.max_abs_prob_delta:.2e}" if c and c.max_abs_prob_delta is not None else "",
-                          f"{c.mean_abs_prob_delta:.2e}" if c and c.mean_abs_prob_delta is not None else "",
-                          speed, end_section=i == len(m.runs) - 1)
-    stdout.print(table)
-    for m in report.models:
-        skipped = f", {m.skipped.count} images skipped (first: {m.skipped.first[0].path}: {m.skipped.first[0].reason})" \
-            if m.skipped.count else ""
-        verdict = "[green]PASSED[/]" if m.passed else "[yellow]INTERRUPTED[/]" if m.interrupted else "[red]FAILED[/]"
-        stdout.print(f"{m.model}: {verdict} — output {m.output} ({m.output_kind}), {m.weights} weights{skipped}",
-                     soft_wrap=True)
+                "–" if r.images_per_second is None else f"{r.images_per_second:.1f}")
+            table.add_row(r.name, f"{r.inferred:,}", f"{r.cached:,}", _interval(r.top1),
+                          "–" if r.top5.value is None else f"{r.top5.value * 100:.1f}",
+                          _pct(c.top1_agreement) if c else "",
+                          f"{c.max_abs_prob_delta:.1e}" if c and c.max_abs_prob_delta is not None else "", speed)
+        stdout.print(table)
+        stdout.print(f"  output {escape(m.output)} ({m.output_kind})")
+        if m.skipped.count:
+            first = m.skipped.first[0]
+            stdout.print(f"  {m.skipped.count} images skipped (first: {escape(first.path)}: {escape(first.reason)})",
+                         soft_wrap=True)
         for check in m.checks:
             style = "green" if check.status == "passed" else "bold red"
-            stdout.print(f"  [{style}]{escape(check_text(check))}[/]", soft_wrap=True)
+            stdout.print(f"  [{style}]{escape(check_text(check))}[/]")
         for ref in m.references:
             stdout.print(f"  {'' if ref.applied else '[dim]'}reference: {escape(reference_text(ref))}"
-                         f"{'' if ref.applied else '[/]'}", soft_wrap=True)
+                         f"{'' if ref.applied else '[/]'}")
     if d.skipped.count:
         stdout.print(f"{d.skipped.count} listed images skipped (missing or label out of range), first: "
                      + "; ".join(f"{p.path} ({p.reason})" for p in d.skipped.first), soft_wrap=True)
     verdict = ("[yellow]INTERRUPTED[/]" if report.interrupted else
                "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]")
     stdout.print(f"Result: {verdict}")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}"
+
+
+def _interval(accuracy) -> str:
+    """`80.2 [79.9, 80.6]` in percent, on one line."""
+    if accuracy.value is None:
+        return "–"
+    low, high = accuracy.ci95
+    return f"{accuracy.value * 100:.1f} [{low * 100:.1f}, {high * 100:.1f}]"

@@ -30,7 +30,8 @@ from omzconv.verify.metrics import (TOP_K, Z95, agreement, prob_deltas, set_agre
 from omzconv.verify.render_md import accuracy_text, check_text, percent, reference_text, render_markdown
 from omzconv.verify.report import (ORIGINAL, SCHEMA, SPEED_NOTE, SYNTHETIC_NOTE, Accuracy, Check, Comparison,
                                    DatasetInfo, ModelReport, Problem, ReferenceResult, RunResult, Skipped,
-                                   VerifyInterrupted, VerifyReport, default_report_path, make_report, write_report)
+                                   VerifyInterrupted, VerifyReport, default_report_path, make_report, partial_path,
+                                   write_report)
 from omzconv.verify.selection import FIRST_PROBLEMS, Selection, model_labels, select_images, skipped, strict_error
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
     "Skipped", "VerifyInterrupted", "VerifyReport",
     "accuracy_text", "agreement", "applicable_references", "cache_dir_for", "check_text", "conversion_checks",
     "default_report_path", "ensure_artefacts", "evaluate_model", "image_key", "make_report", "model_labels",
-    "open_runner", "percent", "prob_deltas", "reference_checks", "reference_reasons", "reference_text",
+    "open_runner", "partial_path", "percent", "prob_deltas", "reference_checks", "reference_reasons", "reference_text",
     "render_markdown", "select_images", "set_agreement", "skipped", "strict_error", "topk_correct", "topk_ids",
     "wilson_interval",
 ]

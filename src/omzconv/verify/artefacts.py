@@ -38,17 +38,20 @@ class ModelArtefacts:
 
 
 def ensure_artefacts(model: Model, workspace: Workspace, registry: Registry, precisions: Sequence[str], *,
+                     input_type: str | None = None, layout: str | None = None,
                      progress: Callable[[int, int | None], None] | None = None,
                      on_stage: Callable[[str], None] = lambda stage: None) -> ModelArtefacts:
     """The frozen graph and an IR per precision, running whatever stage is missing; each artefact
     with the hash its stage verified (the IR's sidecar is re-checked against its files, and the
-    recipe's source hash is the frozen graph's, re-hashed, by `convert`)."""
+    recipe's source hash is the frozen graph's, re-hashed, by `convert`). `input_type`/`layout`
+    select the IR variant (default: the interface models.yaml declares)."""
     from omzconv.workspace import SIDECAR
     from omzconv.pipeline import ensure_converted, frozen_outputs, frozen_weights
 
     converted, source_sha = [], None
     for precision in precisions:
-        result = ensure_converted(model, workspace, registry, precision, progress=progress, on_stage=on_stage)
+        result = ensure_converted(model, workspace, registry, precision, input_type=input_type, layout=layout,
+                                  progress=progress, on_stage=on_stage)
         meta = read_json(result.path.parent / SIDECAR) or {}
         if not meta.get("sha256"):
             raise GraphError(f"{result.path.parent / SIDECAR}: missing or unreadable; run "

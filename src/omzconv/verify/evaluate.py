@@ -18,6 +18,7 @@ Cached images count in neither.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ from omzconv.verify.report import (ORIGINAL, Accuracy, Comparison, ModelReport, 
                                    VerifyInterrupted)
 from omzconv.verify.selection import Selection, model_labels, skipped, strict_error
 
+log = logging.getLogger(__name__)
 CHUNK = 64  # images decoded ahead and run through every runtime together
 
 
@@ -143,6 +145,10 @@ def evaluate_model(
     for run in runs:
         run.cached = int((usable & run.have & ~run.need).sum())
     pending = np.flatnonzero(original.need).tolist()
+    if any(run.cached for run in runs):
+        cached = ", ".join(f"{run.cached} for {run.artefact.name}" for run in runs)
+        what = "all cached, nothing to run" if not pending else f"resuming with {len(pending)} to run"
+        log.info("%s: %s of %d images: cached %s", model.name, what, int(usable.sum()), cached)
     on_total(len(pending))
 
     interrupted = False

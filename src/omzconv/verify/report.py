@@ -3,6 +3,8 @@ assembled (`make_report`) and where it is written (`default_report_path`, `write
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -197,9 +199,22 @@ def make_report(selection: Selection, models: list[ModelReport], synthetic: bool
 
 
 
-def default_report_path(workspace: Workspace, dataset: str, models: Sequence[Model]) -> Path:
-    names = "+".join(m.name for m in models)
-    return workspace.model_dir(models[0]).parent / "reports" / f"verify-{dataset}-{names}.json"
+MAX_NAMED_MODELS = 3  # more models than this are counted in a report's file name, not listed
+
+
+def default_report_path(workspace: Workspace, dataset: DatasetInfo, models: Sequence[Model]) -> Path:
+    """`<out>/reports/verify-<dataset>-<models>-<hash>.json`, the hash over the data directory, the
+    image selection and the models, so verifying another dataset or subset writes another report."""
+    names = [m.name for m in models]
+    selection = json.dumps([dataset.data_dir, dataset.limit, dataset.seed, dataset.selected, names])
+    digest = hashlib.sha256(selection.encode()).hexdigest()[:8]
+    label = "+".join(names) if len(names) <= MAX_NAMED_MODELS else f"{len(names)}-models"
+    return workspace.model_dir(models[0]).parent / "reports" / f"verify-{dataset.name}-{label}-{digest}.json"
+
+
+def partial_path(path: Path) -> Path:
+    """Where an interrupted run's report goes, beside (never over) the last complete one."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
 def write_report(report: VerifyReport, path: Path, fmt: str | None = None) -> list[Path]:
