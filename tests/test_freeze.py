@@ -145,7 +145,7 @@ def test_cli_freeze_synthetic_json(artefacts, synthetic_workspace):
 
 def test_cli_checkpoint_needs_one_model():
     result = CliRunner().invoke(main, ["freeze", "--all", "--checkpoint", "x.ckpt"])
-    assert result.exit_code == 1 and "--checkpoint needs exactly one model" in result.output
+    assert result.exit_code == 2 and "--checkpoint needs exactly one model" in result.output
 
 
 # --- the upstream route: a research/slim tree, --slim-dir, and patches/freeze.py.patch -----------
