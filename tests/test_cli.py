@@ -331,3 +331,35 @@ def test_no_download_bar_when_nothing_is_downloaded(monkeypatch):
     with ui.transfer_bars(quiet=False) as add:
         add("inception_v4")(512, 1024)
     assert "inception_v4" in screen.getvalue()
+
+
+def test_result_tables_fit_80_columns_without_cutting_words(monkeypatch, tmp_path):
+    """convert, quantize and benchmark tables as a person reads them at 80 columns: nothing wider,
+    nothing cut to `…` (made from results, no TensorFlow needed)."""
+    from rich.console import Console
+
+    from omzconv.benchmark import Measurement, ModelBenchmark, Timing
+    from omzconv.cli import benchmark, convert, quantize, ui
+    from omzconv.convert import ConvertResult, SelfCheck
+    from omzconv.quantize import AccuracyControl, AgreementCheck, Calibration, QuantizeResult
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "stdout", Console(file=screen, width=80, highlight=False))
+    for module in (convert, quantize, benchmark):
+        monkeypatch.setattr(module, "stdout", ui.stdout, raising=False)
+    name = "inception_resnet_v2"
+    ir = tmp_path / "omzconv-out" / "synthetic" / name / "FP32-u8-nhwc" / f"{name}.xml"
+    check = SelfCheck(4, 1.4e-5, 1.0, 2, "max |Δ prob| ≤ 0.0001", True)
+    convert.render_converted([ConvertResult(name, "FP32", ir, False, 12.3, 225_600_000, check)], synthetic=True)
+    control = AccuracyControl(1.0, 300, 0, 77.3, 76.9, 0.4, True)
+    quantized = QuantizeResult(name, "INT8", ir, False, 55.2, 57_700_000, "synthetic", "sha256:x", "3.4.0",
+                               Calibration("imagenet-val", "/data", 300, 0, "sha256:y"), control,
+                               AgreementCheck(50, 1, 0.62))
+    quantize.render([quantized], synthetic=True)
+    timing = Timing("throughput", "THROUGHPUT", 1, 4, 1000, 12.0, 20.1, 23.4, 55.5)  # mode .. images_per_s
+    measured = Measurement("openvino", "FP32", str(ir), "bf16", timing, timing, 1234.0)
+    benchmark.render(ModelBenchmark(name, 22.227, "synthetic", [measured], []))
+    lines = [line for line in screen.getvalue().splitlines() if str(tmp_path) not in line]  # path lines stay whole
+    assert max(map(len, lines)) <= 80, screen.getvalue()
+    assert "…" not in screen.getvalue(), screen.getvalue()
+    assert name in screen.getvalue() and "FP32-u8-nhwc" in screen.getvalue()

@@ -94,15 +94,15 @@ def render(result) -> None:
         speedup = f"{m.throughput.images_per_s / base:.2f}×" if base else ""
         rows.append([
             m.runtime, m.precision,
-            f"int8 (rest {m.inference_precision})" if m.precision == "INT8" else m.inference_precision,
-            f"{m.latency.median_ms:.1f} / {m.latency.p90_ms:.1f}",
+            f"int8+{m.inference_precision}" if m.precision == "INT8" else m.inference_precision,
+            f"{m.latency.median_ms:.1f}/{m.latency.p90_ms:.1f}",
             f"{m.throughput.images_per_s:.2f}",
             f"{m.throughput.requests}×{m.throughput.batch}",
             f"{m.gflops_per_s:.0f}", speedup])
-    weights = " (synthetic weights: speed is the same as with real ones)" if result.weights == "synthetic" else ""
+    weights = " (synthetic weights: they run as fast as real ones)" if result.weights == "synthetic" else ""
     print_table(f"{result.model}: {result.gflops:g} GFLOPs per image{weights}",
-                ["runtime", "IR", "computes in", "latency ms median / p90", "throughput img/s",
-                 "requests×batch", "GFLOP/s", "vs OpenVINO FP32"], rows)
+                ["runtime", "IR", "computes in", "latency ms p50/p90", "img/s", "requests ×batch",
+                 "GFLOP/s", "vs OV FP32"], rows)
     if any(m.runtime == "openvino" and m.precision != "INT8" and m.inference_precision == "bf16"
            for m in result.measurements):
         info("OpenVINO computed the FP32/FP16 IRs in bf16, the CPU plugin's default on this CPU (AMX or "

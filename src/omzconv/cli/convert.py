@@ -73,14 +73,20 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
         print_json([{**asdict(r), "synthetic": synthetic} for r in results]
                    + [result_json(r, synthetic) for r in quantized])
         return
+    render_converted(results, synthetic)
+    if quantized:
+        render(quantized, synthetic)
+
+
+def render_converted(results, synthetic: bool) -> None:
     rows = []
     for r in results:
         check = "skipped" if r.check is None else (
-            f"max|Δp| {r.check.max_prob_delta:.2e}, top-1 {r.check.top1_agreement:.0%}"
+            f"max |Δp| {r.check.max_prob_delta:.1e}, top-1 {r.check.top1_agreement:.0%}"
             + (f" ({r.check.ties} near-ties)" if r.check.ties else ""))
-        rows.append([r.model, r.precision, human_size(r.size),
-                     "up to date" if r.skipped else f"{r.seconds:.1f} s", check, str(r.path)])
+        rows.append([r.model, r.path.parent.name, human_size(r.size),
+                     "up to date" if r.skipped else f"{r.seconds:.1f} s", check])
     title = "Converted (synthetic weights)" if synthetic else "Converted"
-    print_table(title, ["model", "precision", "size", "time", "self-check", "IR"], rows)
-    if quantized:
-        render(quantized, synthetic)
+    print_table(title, ["model", "IR", "size", "time", "self-check"], rows)
+    for r in results:
+        stdout.print(f"{r.model} {r.path.parent.name}: {r.path}", soft_wrap=True)

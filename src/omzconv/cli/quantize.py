@@ -10,7 +10,7 @@ import click
 
 from omzconv.cli import App
 from omzconv.cli.ui import (human_size, info, ir_interface_options, models_argument, print_json, print_table,
-                            stage_status, synthetic_option, transfer_bars)
+                            stage_status, stdout, synthetic_option, transfer_bars)
 from omzconv.quantize import (CALIBRATION_SEED, CALIBRATION_SIZE, CHECK_IMAGES, DEFAULT_DATASET,
                               VALIDATION_SIZE)
 
@@ -66,22 +66,20 @@ def result_json(result, synthetic: bool) -> dict:
 
 
 def render(results, synthetic: bool) -> None:
-    controlled = any(r.accuracy_control for r in results)
     rows = []
     for r in results:
         agreement = "" if r.check is None else (
             f"{round(r.check.agreement * r.check.images)}/{r.check.images} ({r.check.agreement:.0%})")
-        row = [r.model, r.precision, human_size(r.size), "up to date" if r.skipped else f"{r.seconds:.1f} s",
-               f"{r.calibration.size} (seed {r.calibration.seed})", agreement]
-        if controlled:
-            a = r.accuracy_control
-            row.append("" if a is None else (
-                f"top-1 {a.top1_fp32:.1f} → {a.top1_int8:.1f}, drop {a.drop_pp:.2f} pp on {a.images} "
-                f"({'within' if a.met else 'NOT within'} {a.max_drop_pp:g})"))
-        rows.append([*row, str(r.path)])
+        rows.append([r.model, r.path.parent.name, human_size(r.size), "up to date" if r.skipped else f"{r.seconds:.1f} s",
+                     f"{r.calibration.size}, seed {r.calibration.seed}", agreement])
     title = "Quantized (synthetic weights: agreement says nothing about real INT8)" if synthetic else "Quantized"
-    columns = ["model", "precision", "size", "time", "calibration", "same top-1 as FP32"]
-    print_table(title, columns + (["accuracy control"] if controlled else []) + ["IR"], rows)
+    print_table(title, ["model", "IR", "size", "time", "calibration", "top-1 = FP32"], rows)
+    for r in results:
+        if a := r.accuracy_control:
+            stdout.print(f"{r.model}: accuracy control: top-1 {a.top1_fp32:.1f} → {a.top1_int8:.1f} %, drop "
+                         f"{a.drop_pp:.2f} pp on {a.images} held-out images ({'within' if a.met else 'NOT within'} "
+                         f"{a.max_drop_pp:g} pp)")
+        stdout.print(f"{r.model} {r.path.parent.name}: {r.path}", soft_wrap=True)
 
 
 @click.command("quantize", short_help="FP32 IR → INT8 IR (NNCF post-training quantization on real images).")
