@@ -256,5 +256,5 @@ def test_quantize_table_labels_synthetic(int8) -> None:
     result = CliRunner().invoke(main, [a for a in args if a != "--json"], catch_exceptions=False)
     assert result.exit_code == 0
     assert "synthetic weights" in result.output and "up to date" in result.output
-    assert "20 (seed 0)" in result.output
+    assert "20, seed 0" in result.output
 
