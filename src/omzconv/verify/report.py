@@ -4,6 +4,7 @@ assembled (`make_report`) and where it is written (`default_report_path`, `write
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,6 +15,8 @@ from omzconv.fileutil import write_bytes_atomic, write_json_atomic
 from omzconv.verify.metrics import wilson_interval
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from omzconv.registry import Model
     from omzconv.verify.selection import Selection
     from omzconv.workspace import Workspace
@@ -50,6 +53,7 @@ class RunResult:
     seconds: float  # this run's stage wall time (see the module docstring)
     load_seconds: float
     images_per_second: float | None
+    excluded: int = 0  # images left out because they calibrated this (INT8) IR
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Comparison:
     top5_agreement: float | None  # share of images with the same top-5 set
     max_abs_prob_delta: float | None  # over images and classes
     mean_abs_prob_delta: float | None  # over images and classes
+    reference: str = ORIGINAL  # what it is compared with: the original, or FP32 for INT8
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,11 @@ class Check:
     limit: float
     unit: str  # "pp" or "%"
     status: str  # "passed" or "failed"
+    waived: str = ""  # why it is reported but not enforced (e.g. INT8 on synthetic weights); "" if enforced
 
     @property
     def failed(self) -> bool:
-        return self.status == "failed"
+        return self.status == "failed" and not self.waived
 
 
 @dataclass(frozen=True)
@@ -117,10 +123,24 @@ class ModelReport:
     skipped: Skipped  # images this model could not use (undecodable, label out of its range)
     seconds: float
     interrupted: bool = False
+    per_image: PerImage | None = field(default=None, repr=False, compare=False)  # not in the JSON
 
     @property
     def passed(self) -> bool:
         return not self.interrupted and not any(c.failed for c in self.checks)
+
+
+@dataclass(frozen=True)
+class PerImage:
+    """What the runs of one model predicted, image by image (the records' order): what the HTML
+    report draws its disagreements, histograms and per-class figures from. Arrays, not JSON."""
+
+    paths: tuple[str, ...]
+    labels: np.ndarray  # the model's class index per image
+    measured: dict[str, np.ndarray]  # run name → bool mask: images in its metrics
+    top: dict[str, np.ndarray]  # run name → (n, TOP_K) class ids, most probable first
+    prob: dict[str, np.ndarray]  # run name → (n, TOP_K) their probabilities
+    dmax: dict[tuple[str, str], np.ndarray]  # (run, reference run) → max |Δ prob| over classes per image
 
 
 @dataclass(frozen=True)
@@ -158,9 +178,10 @@ class VerifyReport:
         return 0 if self.passed else 1
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(dataclasses.replace(self, models=[dataclasses.replace(m, per_image=None) for m in self.models]))
         data["passed"] = self.passed
         for model, report in zip(data["models"], self.models):
+            model.pop("per_image")
             model["passed"] = report.passed
         return data
 
