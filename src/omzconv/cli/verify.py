@@ -34,9 +34,9 @@ INTERRUPTED_EXIT = 130  # the shell's code for a Ctrl-C
               help="A missing or undecodable image, or a label out of range, is an error (default: skip and count).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the report here [default: <output-dir>/reports/verify-<dataset>-<models>.json].")
-@click.option("--format", "report_format", type=click.Choice(["json", "md"]),
-              help="json: the report as JSON plus Markdown beside it (.md); md: only Markdown "
-                   "[default: md if --report ends in .md, else json].")
+@click.option("--format", "report_format", type=click.Choice(["json", "md", "html"]),
+              help="json: the report as JSON with Markdown (.md) and a self-contained HTML page (.html) "
+                   "beside it; md or html: only that [default: from the --report suffix, else json].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the prediction cache.")
 @json_option
 @click.pass_obj
@@ -119,6 +119,9 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     else:
         render(report)
         stdout.print("Report: " + ", ".join(str(p) for p in written), soft_wrap=True)
+    html = next((p for p in written if p.suffix == ".html"), None)
+    if html is not None:
+        (stderr if as_json else stdout).print(f"HTML report: {escape(str(html))}", soft_wrap=True)
     click.get_current_context().exit(INTERRUPTED_EXIT if interrupted else report.exit_code)
 
 

@@ -309,7 +309,8 @@ def _model_report(model: Model, artefacts: ModelArtefacts, runs: list[_Run], rec
                                                    tolerances.reference_pp))
 
     per_image = PerImage(
-        paths=tuple(str(r.path) for r in records), labels=labels,
+        paths=tuple(str(r.path) for r in records), num_classes=model.num_classes,
+        label_offset=model.label_offset, labels=labels,
         measured=measured, top={r.artefact.name: r.top for r in runs}, prob={r.artefact.name: r.prob for r in runs},
         dmax={(r.artefact.name, ref): d for r in converted for ref, d in r.dmax.items()})
     return ModelReport(

@@ -136,6 +136,8 @@ class PerImage:
     report draws its disagreements, histograms and per-class figures from. Arrays, not JSON."""
 
     paths: tuple[str, ...]
+    num_classes: int
+    label_offset: int  # 1 when class 0 is background
     labels: np.ndarray  # the model's class index per image
     measured: dict[str, np.ndarray]  # run name → bool mask: images in its metrics
     top: dict[str, np.ndarray]  # run name → (n, TOP_K) class ids, most probable first
@@ -223,16 +225,22 @@ def default_report_path(workspace: Workspace, dataset: str, models: Sequence[Mod
     return workspace.model_dir(models[0]).parent / "reports" / f"verify-{dataset}-{names}.json"
 
 
-def write_report(report: VerifyReport, path: Path, fmt: str | None = None) -> list[Path]:
-    """JSON at `path` and Markdown beside it (`.md`), or with `fmt="md"` (the default for a `.md`
-    path) only Markdown at `path`. Returns the files written."""
+def write_report(report: VerifyReport, path: Path, fmt: str | None = None, *, thumbnails: bool = True) -> list[Path]:
+    """JSON at `path`, with Markdown (`.md`) and HTML (`.html`) beside it; with `fmt="md"` or
+    `"html"` (the default for a `.md` or `.html` path) only that, at `path`. Returns the files
+    written, each written whole or not at all."""
+    from omzconv.verify.render_html import render_html
+
     path = Path(path)
-    fmt = fmt or ("md" if path.suffix.lower() == ".md" else "json")
+    fmt = fmt or {".md": "md", ".html": "html", ".htm": "html"}.get(path.suffix.lower(), "json")
     if fmt == "md":
         write_bytes_atomic(path, report.to_markdown().encode())
         return [path]
+    if fmt == "html":
+        write_bytes_atomic(path, render_html(report, thumbnails=thumbnails).encode())
+        return [path]
     write_json_atomic(path, report.to_dict())
-    md = path.with_suffix(".md")
+    md, html = path.with_suffix(".md"), path.with_suffix(".html")
     write_bytes_atomic(md, report.to_markdown().encode())
-    return [path, md]
-
+    write_bytes_atomic(html, render_html(report, thumbnails=thumbnails).encode())
+    return [path, md, html]
