@@ -591,6 +591,7 @@ def _verify_cli(workspace, shared_dir: Path, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, limit", [("inception_v4", None), ("inception_resnet_v2", 50)])
 def test_end_to_end_on_the_imagenet_sample(synthetic_workspace, shared_dir, name, limit):
     report = _verify_cli(synthetic_workspace, shared_dir, name, *(["--limit", str(limit)] if limit else []))
@@ -606,3 +607,41 @@ def test_end_to_end_on_the_imagenet_sample(synthetic_workspace, shared_dir, name
     again = _verify_cli(synthetic_workspace, shared_dir, name, *(["--limit", str(limit)] if limit else []))
     assert [(r["inferred"], r["cached"]) for r in again["models"][0]["runs"]] == [(0, limit or 200)] * 3
     assert again["models"][0]["comparisons"] == model["comparisons"]
+
+
+INT8_CALIBRATION = 20  # of the 200 sample images: cheap to calibrate, 180 left to measure on
+
+
+@pytest.mark.slow
+def test_int8_end_to_end_never_on_its_calibration_images(artefacts, synthetic_workspace, shared_dir, tmp_path):
+    import sqlite3
+
+    from omzconv.quantize import calibration_keys
+
+    xml = artefacts.int8("inception_v4", shared_dir / "imagenet-sample", INT8_CALIBRATION)
+    calibrated = calibration_keys(xml)
+    assert len(calibrated) == INT8_CALIBRATION
+    report = _verify_cli(synthetic_workspace, shared_dir, "inception_v4", "-p", "FP32,INT8",
+                         "--report", str(tmp_path / "r.json"))
+    (model,) = report["models"]
+    runs = {r["name"]: r for r in model["runs"]}
+    assert (runs["INT8"]["images"], runs["INT8"]["excluded"]) == (180, 20) and runs["FP32"]["images"] == 200
+    comps = {(c["precision"], c["reference"]): c for c in model["comparisons"]}
+    assert comps["INT8", "original"]["images"] == comps["INT8", "FP32"]["images"] == 180
+    assert 0 < comps["INT8", "FP32"]["max_abs_prob_delta"] < 1
+    int8_checks = [c for c in model["checks"] if c["subject"].startswith("INT8")]
+    assert int8_checks and all("synthetic weights" in c["waived"] for c in int8_checks) and report["passed"]
+    # what the INT8 IR was run on, as its prediction cache recorded it: no calibration image
+    sha = json.loads((xml.parent / "omzconv.json").read_text())["sha256"].removeprefix("sha256:")[:16]
+    (db,) = (synthetic_workspace.output_dir / "synthetic" / "cache" / "verify").glob(f"{sha}-*.sqlite")
+    with sqlite3.connect(db) as con:
+        names = {Path(k.split("|")[0]).name for (k,) in con.execute("SELECT image FROM predictions")}
+    assert len(names) == 180 and not names & calibrated
+    # the HTML beside the JSON: INT8 in it, and a real browser renders it offline
+    html = (tmp_path / "r.html").read_text()
+    assert "(20 excluded)" in html and "INT8 vs original: |Δ top-1|" in html
+    from test_verify_html import CHROMIUM, assert_rendered, render_in_chromium
+
+    if CHROMIUM is not None:
+        shown = render_in_chromium(tmp_path / "r.html", tmp_path / "shot.png")
+        assert_rendered(shown, tmp_path / "shot.png", "PASSED")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import os
 import re
 import shutil
 from pathlib import Path
@@ -148,3 +149,38 @@ def test_html_report_renders_offline_in_chromium(tmp_path, small_model, registry
     assert "http://example.com/x.png" in leaked["requests"] and 0 in leaked["images"]
     shown = render_in_chromium(html, tmp_path / "shot.png")
     assert_rendered(shown, tmp_path / "shot.png", "PASSED")
+
+
+# --- the README's screenshot: a real report, procedural pictures (no ImageNet pixels) ------------
+
+SCREENSHOT = Path(__file__).parent / "screenshots" / "verify-report.png"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("OMZCONV_UPDATE_SCREENSHOT") != "1" or CHROMIUM is None,
+                    reason="regenerates tests/screenshots/verify-report.png: OMZCONV_UPDATE_SCREENSHOT=1 and Chromium")
+def test_update_the_readme_screenshot(synthetic_workspace, tmp_path):
+    from click.testing import CliRunner
+
+    from omzconv.cli import main
+    from omzconv.procedural import natural_images
+
+    root = tmp_path / "procedural"
+    (root / "ILSVRC2012_img_val").mkdir(parents=True)
+    lines = []
+    for i, pixels in enumerate(natural_images(120, 299, seed=11)):
+        name = f"procedural_{i:04d}.JPEG"
+        Image.fromarray(pixels).save(root / "ILSVRC2012_img_val" / name, quality=90)
+        lines.append(f"{name} {(i * 37) % 1000}")
+    (root / "val.txt").write_text("\n".join(lines) + "\n")
+    html = tmp_path / "verify.html"
+    result = CliRunner().invoke(main, [
+        "--cache-dir", str(synthetic_workspace.cache_dir), "-o", str(synthetic_workspace.output_dir), "-q",
+        "verify", "inception_v4", "--data-dir", str(root), "--synthetic-weights", "-p", "FP32,FP16,INT8",
+        "--calibration-size", "20", "--report", str(html)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    shown = render_in_chromium(html, tmp_path / "shot.png", full_page=True)
+    assert_rendered(shown, tmp_path / "shot.png", "PASSED")
+    shot = Image.open(tmp_path / "shot.png")
+    shot.crop((0, 0, shot.width, min(shot.height, 2200))).save(SCREENSHOT, optimize=True)
