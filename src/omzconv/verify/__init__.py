@@ -14,7 +14,8 @@ Modules, in the order data flows through them:
 - `evaluate`: the pipeline (decode once, every runtime on the same pixels) → `ModelReport`;
 - `report`: `VerifyReport` and friends, dataclasses that serialize to JSON (`to_dict`), and
   `write_report`;
-- `render_md`: the report as Markdown.
+- `render_md`: the report as Markdown;
+- `render_html` (+ `plots`, `templates/report.html.j2`): the report as one self-contained HTML page.
 
 Nothing here prints. The public names are re-exported here: `from omzconv.verify import X`.
 """

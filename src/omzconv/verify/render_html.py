@@ -79,10 +79,11 @@ def _versions(report: VerifyReport) -> list[tuple[str, str]]:
 
 def _class_names(num_classes: int, label_offset: int) -> list[str]:
     from omzconv.convert import imagenet_labels
+    from omzconv.errors import ConversionError
 
     try:
         return [n.split(",")[0] for n in imagenet_labels(num_classes, label_offset)]
-    except Exception:  # a registry with another label set: fall back to class ids
+    except ConversionError:  # a model with another label set: class ids
         return [f"class {i}" for i in range(num_classes)]
 
 
