@@ -528,6 +528,8 @@ def test_cli_passes_writes_json_and_markdown(cli, tmp_path):
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["passed"] is True and data["models"][0]["skipped"]["count"] == 1
     assert (tmp_path / "r.md").read_text().startswith("# omzconv verify")
+    assert f"HTML report: {tmp_path / 'r.html'}" in result.output.replace("\n", "")
+    assert 'id="verdict">PASSED<' in (tmp_path / "r.html").read_text()
 
 
 def test_cli_json_on_stdout_and_markdown_only(cli, tmp_path):
