@@ -174,8 +174,10 @@ def test_update_the_readme_screenshot(synthetic_workspace, tmp_path):
         lines.append(f"{name} {(i * 37) % 1000}")
     (root / "val.txt").write_text("\n".join(lines) + "\n")
     html = tmp_path / "verify.html"
+    # the session's checkpoints, but IRs of its own: INT8 calibrated on these pictures, so the
+    # screenshot shows its calibration images left out
     result = CliRunner().invoke(main, [
-        "--cache-dir", str(synthetic_workspace.cache_dir), "-o", str(synthetic_workspace.output_dir), "-q",
+        "--cache-dir", str(synthetic_workspace.cache_dir), "-o", str(tmp_path / "out"), "-q",
         "verify", "inception_v4", "--data-dir", str(root), "--synthetic-weights", "-p", "FP32,FP16,INT8",
         "--calibration-size", "20", "--report", str(html)], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -77,7 +77,8 @@ def accuracy_plot(intervals: Sequence[Interval], reference: tuple[str, float] | 
 
 
 def delta_histogram(series: dict[str, np.ndarray]) -> str:
-    """Per-image max |Δp| (one series per comparison) on log-spaced bins, log count axis."""
+    """Per-image max |Δp| (one series per comparison, named "RUN vs REFERENCE"; dashed when the
+    reference is not the original) on log-spaced bins, log count axis."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 2.6))
     values = np.concatenate([np.asarray(v, np.float64) for v in series.values()] or [np.zeros(1)])
@@ -86,9 +87,10 @@ def delta_histogram(series: dict[str, np.ndarray]) -> str:
     high = min(1.0, max(float(values.max()), low * 10) * 1.5)
     bins = np.logspace(np.log10(low), np.log10(high), 40)
     for name, v in series.items():
-        run = name.split(" ")[0]
+        run, reference = name.split(" vs ")
         ax.hist(np.clip(np.asarray(v, np.float64), low, None), bins=bins, histtype="step", linewidth=1.6,
-                color=COLOURS.get(run, ACCENT), label=f"{name} ({len(v):,} images)")
+                color=COLOURS.get(run, ACCENT), linestyle="-" if reference == "original" else (0, (3, 2)),
+                label=f"{name} ({len(v):,} images)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("max |Δp| over the classes, per image (log)")

@@ -60,7 +60,7 @@ def render_markdown(report: VerifyReport) -> str:
                   f"output `{m.output}` ({m.output_kind}), {m.weights} weights, {m.images:,} images"
                   + (f", {m.skipped.count} skipped" if m.skipped.count else "") + (" (INTERRUPTED)" if m.interrupted else ""),
                   ""]
-        lines += [f"- skipped `{p.path}`: {p.reason}" for p in m.skipped.first]
+        lines += [f"- skipped `{p.path}`: {p.reason}" for p in m.skipped.first] + ([""] if m.skipped.count else [])
         lines += ["| run | runtime | top-1 [95 % CI] | top-5 [95 % CI] | top-1 agree | top-5 agree | max \\|Δp\\| "
                   "| mean \\|Δp\\| | images/s | inferred / cached |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
