@@ -72,6 +72,13 @@ class Artefacts:
         from omzconv.pipeline import ensure_converted
         return ensure_converted(self.model(name), self.workspace, self.registry, precision).path
 
+    def int8(self, name: str, data_dir: Path, calibration_size: int) -> Path:
+        """The INT8 IR calibrated on `calibration_size` images of `data_dir` (no agreement check)."""
+        from omzconv.quantize import ensure_quantized, load_calibration_source
+        source = load_calibration_source(self.registry, "imagenet-val", data_dir)
+        return ensure_quantized(self.model(name), self.workspace, self.registry, source,
+                                calibration_size=calibration_size, check_images=0).path
+
 
 @pytest.fixture(scope="session")
 def artefacts(registry, synthetic_workspace) -> Artefacts:

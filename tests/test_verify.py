@@ -181,8 +181,10 @@ class FakeRunner:
     calls: list[tuple[str, int]] = []
 
     def __init__(self, name: str, classes: int = 1001, noise: float = 0.0, fail_after: int | None = None,
-                 error: type[BaseException] = RuntimeError, output: str = "InceptionV4/Logits/Predictions"):
+                 error: type[BaseException] = RuntimeError, output: str = "InceptionV4/Logits/Predictions",
+                 seen: list | None = None):
         self.name, self.noise, self.fail_after, self.error, self.output = name, noise, fail_after, error, output
+        self.seen_pixels = seen  # every image it is given, as a fingerprint (the sum of its pixels)
         self.weights = np.random.default_rng(7).normal(size=(12, classes))
         self.seen = 0
 
@@ -190,6 +192,8 @@ class FakeRunner:
         if self.fail_after is not None and self.seen >= self.fail_after:
             raise self.error(f"{self.name} fails after {self.fail_after} images")
         b = np.asarray(batch_rgb, np.float64) / 255.0
+        if self.seen_pixels is not None:
+            self.seen_pixels.extend(fingerprint(x) for x in np.asarray(batch_rgb))
         feats = np.concatenate([b.mean(axis=(1, 2)), b[:, ::2].mean(axis=(1, 2)), b[:, :, ::2].mean(axis=(1, 2)),
                                 b.std(axis=(1, 2))], axis=1)
         logits = feats @ self.weights * 40 + self.noise * np.sin(np.arange(self.weights.shape[1]))
@@ -204,6 +208,10 @@ class FakeRunner:
         pass
 
 
+def fingerprint(pixels: np.ndarray) -> float:
+    return round(float(np.asarray(pixels, np.float64).sum()), 3)
+
+
 def fake_factory(**per_run):
     """runner_factory giving FakeRunners; per_run maps an artefact name to FakeRunner kwargs."""
     opened = []
@@ -216,11 +224,14 @@ def fake_factory(**per_run):
     return factory
 
 
-def fake_artefacts(tmp_path: Path, weights: str = "synthetic", precisions=("FP32", "FP16")) -> ModelArtefacts:
+def fake_artefacts(tmp_path: Path, weights: str = "synthetic", precisions=("FP32", "FP16"),
+                   calibration: frozenset[str] = frozenset()) -> ModelArtefacts:
+    """Fake artefacts; an INT8 one is made from FP32 and calibrated on `calibration` (file names)."""
     return ModelArtefacts(
         output="InceptionV4/Logits/Predictions", weights=weights,
         original=Artefact("original", "tensorflow", tmp_path / "m.frozen.pb", "sha256:" + "a" * 64),
-        converted=tuple(Artefact(p, "openvino", tmp_path / p / "m.xml", "sha256:" + f"{i + 1}" * 64)
+        converted=tuple(Artefact(p, "openvino", tmp_path / p / "m.xml", "sha256:" + f"{i + 1}" * 64,
+                                 **({"source": "FP32", "calibration": calibration} if p == "INT8" else {}))
                         for i, p in enumerate(precisions)))
 
 
@@ -292,6 +303,103 @@ def test_failed_conversion_fails_the_model(tmp_path, tiny_model, dataset_spec, r
                             registry.tolerances, runner_factory=fake_factory(FP32={"noise": 30.0}))
     assert report.comparisons[0].top1_agreement < 0.999
     assert not report.passed and any(c.failed and c.metric == "top-1 agreement" for c in report.checks)
+
+
+# --- INT8: never measured on its calibration images; reported, not enforced, on synthetic weights
+
+
+def test_int8_is_measured_only_on_images_that_did_not_calibrate_it(tmp_path, tiny_model, dataset_spec, registry):
+    from omzconv.preprocess import prepare_image
+
+    selection = select_images(dataset_spec, make_caffe(tmp_path / "val", n=12, corrupt=False))
+    calibrated = selection.records[1:9:2]  # 4 of the 12
+    art = fake_artefacts(tmp_path, precisions=("FP32", "INT8"),
+                         calibration=frozenset(r.path.name for r in calibrated))
+    seen: list[float] = []
+    report = evaluate_model(tiny_model, art, selection, registry.tolerances, cache_dir=tmp_path / "cache",
+                            runner_factory=fake_factory(INT8={"noise": 2.0, "seen": seen}), chunk=5)
+    banned = {fingerprint(prepare_image(r.path, 0.875, SIZE)) for r in calibrated}
+    assert len(seen) == 8 and not banned & set(seen)  # INT8 never ran on a calibration image
+    runs = {r.name: r for r in report.runs}
+    assert (runs["INT8"].images, runs["INT8"].excluded, runs["INT8"].inferred) == (8, 4, 8)
+    assert (runs["FP32"].images, runs["FP32"].excluded) == (12, 0) and report.images == 12
+    measured = report.per_image.measured["INT8"]
+    assert [Path(p).name for p, m in zip(report.per_image.paths, measured) if not m] == [r.path.name for r in calibrated]
+    # INT8 is compared with the original and with FP32, both on INT8's 8 images
+    comps = {(c.precision, c.reference): c for c in report.comparisons}
+    assert set(comps) == {("FP32", "original"), ("INT8", "original"), ("INT8", "FP32")}
+    assert comps["INT8", "original"].images == comps["INT8", "FP32"].images == 8
+    assert comps["FP32", "original"].images == 12
+    pixels = np.stack([prepare_image(r.path, 0.875, SIZE) for r in selection.records])
+    p_orig = FakeRunner("o").infer(pixels)[report.output]
+    p_int8 = FakeRunner("i", noise=2.0).infer(pixels)[report.output]
+    keep = np.array([r not in calibrated for r in selection.records])
+    assert comps["INT8", "original"].top1_agreement == pytest.approx(
+        np.mean(p_orig[keep].argmax(1) == p_int8[keep].argmax(1)))
+    assert comps["INT8", "FP32"].max_abs_prob_delta == pytest.approx(np.abs(p_orig - p_int8)[keep].max(), rel=1e-5)
+    # a repeat comes from the cache, calibration images still left out
+    again = evaluate_model(tiny_model, art, selection, registry.tolerances, cache_dir=tmp_path / "cache",
+                           runner_factory=fake_factory())
+    assert [(r.name, r.inferred, r.cached) for r in again.runs] == [("original", 0, 12), ("FP32", 0, 12),
+                                                                     ("INT8", 0, 8)]
+    assert again.comparisons == report.comparisons
+
+
+def _labelled_as_the_original_predicts(root: Path, model) -> None:
+    """Rewrite val.txt so that the fake original is right on every image (top-1 100 %)."""
+    from omzconv.preprocess import prepare_image
+
+    lines = (root / "val.txt").read_text().split()
+    names = lines[::2]
+    pixels = np.stack([prepare_image(root / "ILSVRC2012_img_val" / n, 0.875, SIZE) for n in names])
+    top1 = FakeRunner("o").infer(pixels)["InceptionV4/Logits/Predictions"].argmax(1) - model.label_offset
+    (root / "val.txt").write_text("".join(f"{n} {c}\n" for n, c in zip(names, top1)))
+
+
+@pytest.mark.parametrize("weights, passed", [("synthetic", True), ("official", False)])
+def test_int8_checks_are_reported_but_not_enforced_on_synthetic_weights(tmp_path, tiny_model, dataset_spec,
+                                                                        registry, weights, passed):
+    assert registry.tolerances.precisions["INT8"].enforced_on_synthetic is False  # models.yaml says so
+    assert registry.tolerances.precisions["FP16"].enforced_on_synthetic is True
+    root = make_caffe(tmp_path / "val", n=12, corrupt=False)
+    _labelled_as_the_original_predicts(root, tiny_model)
+    selection = select_images(dataset_spec, root)
+    art = fake_artefacts(tmp_path, weights, precisions=("FP32", "INT8"),
+                         calibration=frozenset({selection.records[0].path.name}))
+    report = evaluate_model(tiny_model, art, selection, registry.tolerances,
+                            runner_factory=fake_factory(INT8={"noise": 30.0}))
+    (check,) = [c for c in report.checks if c.subject == "INT8 vs original"]
+    assert check.status == "failed" and check.value > 1.0  # INT8 is far off: the measurement says so
+    assert bool(check.waived) is (weights == "synthetic") and check.failed is not passed
+    assert report.passed is passed
+    text = verify.check_text(check)
+    assert ("not enforced: synthetic weights" in text) is (weights == "synthetic") and "FAILED" in text
+
+
+def test_int8_up_to_date_rule(tmp_path):
+    from omzconv.quantize import default_calibration_size, up_to_date_int8
+
+    assert default_calibration_size(200) == 50 and default_calibration_size(50_000) == 300
+    assert default_calibration_size(3) == 1
+    fp32, int8 = tmp_path / "FP32" / "m.xml", tmp_path / "INT8" / "m.xml"
+    for xml, text in ((fp32, "fp32"), (int8, "int8")):
+        xml.parent.mkdir()
+        xml.write_text(text)
+        xml.with_suffix(".bin").write_text(text)
+    from omzconv.fileutil import file_digest
+    from omzconv.workspace import ir_files
+
+    def sidecar(source: str, images=("a.JPEG",)):
+        (int8.parent / "omzconv.json").write_text(json.dumps({
+            "recipe": {"source_sha256": source}, "sha256": "sha256:" + file_digest(ir_files(int8)),
+            "calibration": {"images": None if images is None else list(images)}}))
+
+    sidecar("sha256:" + file_digest(ir_files(fp32)))
+    assert up_to_date_int8(int8, fp32)["calibration"]["images"] == ["a.JPEG"]
+    fp32.with_suffix(".bin").write_text("fp32, converted again")
+    assert up_to_date_int8(int8, fp32) is None  # made from another FP32 IR
+    sidecar("sha256:" + file_digest(ir_files(fp32)), images=None)
+    assert up_to_date_int8(int8, fp32) is None  # does not say which images calibrated it
 
 
 # --- the cache -----------------------------------------------------------------------------------
@@ -370,16 +478,17 @@ def test_report_json_schema(tmp_path, tiny_model, dataset_spec, registry):
     assert m["skipped"]["count"] == 1 and isinstance(m["skipped"]["first"][0]["path"], str)
     for run in m["runs"]:
         assert set(run) == {"name", "runtime", "artefact", "sha256", "images", "top1", "top5", "inferred", "cached",
-                            "seconds", "load_seconds", "images_per_second"}
+                            "seconds", "load_seconds", "images_per_second", "excluded"}
         assert set(run["top1"]) == {"correct", "images", "value", "ci95"} and len(run["top1"]["ci95"]) == 2
         assert isinstance(run["images_per_second"], float) and run["images_per_second"] > 0
     assert [r["name"] for r in m["runs"]] == ["original", "FP32", "FP16"]
     for c in m["comparisons"]:
         assert set(c) == {"precision", "images", "top1_delta_pp", "top1_agreement", "top5_agreement",
-                          "max_abs_prob_delta", "mean_abs_prob_delta"}
-        assert all(isinstance(v, (int, float)) for k, v in c.items() if k != "precision")
+                          "max_abs_prob_delta", "mean_abs_prob_delta", "reference"}
+        assert c["reference"] == "original"
+        assert all(isinstance(v, (int, float)) for k, v in c.items() if k not in ("precision", "reference"))
     for check in m["checks"]:
-        assert set(check) == {"subject", "metric", "value", "op", "limit", "unit", "status"}
+        assert set(check) == {"subject", "metric", "value", "op", "limit", "unit", "status", "waived"}
         assert check["status"] in ("passed", "failed")
     refs = m["references"]
     assert [r["source"] for r in refs] == ["TF-Slim published", "Open Model Zoo (googlenet-v4-tf, original and converted)"]
@@ -419,6 +528,8 @@ def test_cli_passes_writes_json_and_markdown(cli, tmp_path):
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["passed"] is True and data["models"][0]["skipped"]["count"] == 1
     assert (tmp_path / "r.md").read_text().startswith("# omzconv verify")
+    assert f"HTML report: {tmp_path / 'r.html'}" in result.output.replace("\n", "")
+    assert 'id="verdict">PASSED<' in (tmp_path / "r.html").read_text()
 
 
 def test_cli_json_on_stdout_and_markdown_only(cli, tmp_path):
@@ -482,6 +593,7 @@ def _verify_cli(workspace, shared_dir: Path, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, limit", [("inception_v4", None), ("inception_resnet_v2", 50)])
 def test_end_to_end_on_the_imagenet_sample(synthetic_workspace, shared_dir, name, limit):
     report = _verify_cli(synthetic_workspace, shared_dir, name, *(["--limit", str(limit)] if limit else []))
@@ -506,7 +618,8 @@ def test_cli_table_fits_80_columns_and_counts_each_run(cli, tmp_path, monkeypatc
     monkeypatch.setenv("COLUMNS", "80")
     result = cli("--data-dir", str(make_caffe(tmp_path / "val", corrupt=False)), "--synthetic-weights")
     assert result.exit_code == 0, result.output
-    lines = [line for line in result.stdout.splitlines() if not line.startswith("Report")]  # paths stay whole
+    lines = [line for line in result.stdout.splitlines()
+             if not line.startswith(("Report", "HTML report"))]  # paths stay whole
     assert max(map(len, lines)) <= 80, result.stdout
     row = next((line for line in lines if line.startswith("FP32")), None)
     assert row is not None and row.split()[1:3] == ["12", "0"], result.stdout  # images this run inferred now, and taken from the cache
@@ -568,3 +681,41 @@ def test_verify_as_written_needs_only_the_data(tmp_path, monkeypatch):
     ir.parent.mkdir(parents=True)
     ir.write_text("<net/>")
     assert [m.name for m in _converted_models(app, workspace)] == ["inception_resnet_v2"]
+
+
+INT8_CALIBRATION = 20  # of the 200 sample images: cheap to calibrate, 180 left to measure on
+
+
+@pytest.mark.slow
+def test_int8_end_to_end_never_on_its_calibration_images(artefacts, synthetic_workspace, shared_dir, tmp_path):
+    import sqlite3
+
+    from omzconv.quantize import calibration_keys
+
+    xml = artefacts.int8("inception_v4", shared_dir / "imagenet-sample", INT8_CALIBRATION)
+    calibrated = calibration_keys(xml)
+    assert len(calibrated) == INT8_CALIBRATION
+    report = _verify_cli(synthetic_workspace, shared_dir, "inception_v4", "-p", "FP32,INT8",
+                         "--report", str(tmp_path / "r.json"))
+    (model,) = report["models"]
+    runs = {r["name"]: r for r in model["runs"]}
+    assert (runs["INT8"]["images"], runs["INT8"]["excluded"]) == (180, 20) and runs["FP32"]["images"] == 200
+    comps = {(c["precision"], c["reference"]): c for c in model["comparisons"]}
+    assert comps["INT8", "original"]["images"] == comps["INT8", "FP32"]["images"] == 180
+    assert 0 < comps["INT8", "FP32"]["max_abs_prob_delta"] < 1
+    int8_checks = [c for c in model["checks"] if c["subject"].startswith("INT8")]
+    assert int8_checks and all("synthetic weights" in c["waived"] for c in int8_checks) and report["passed"]
+    # what the INT8 IR was run on, as its prediction cache recorded it: no calibration image
+    sha = json.loads((xml.parent / "omzconv.json").read_text())["sha256"].removeprefix("sha256:")[:16]
+    (db,) = (synthetic_workspace.output_dir / "synthetic" / "cache" / "verify").glob(f"{sha}-*.sqlite")
+    with sqlite3.connect(db) as con:
+        names = {Path(k.split("|")[0]).name for (k,) in con.execute("SELECT image FROM predictions")}
+    assert len(names) == 180 and not names & calibrated
+    # the HTML beside the JSON: INT8 in it, and a real browser renders it offline
+    html = (tmp_path / "r.html").read_text()
+    assert "(20 excluded)" in html and "INT8 vs original: |Δ top-1|" in html
+    from test_verify_html import CHROMIUM, assert_rendered, render_in_chromium
+
+    if CHROMIUM is not None:
+        shown = render_in_chromium(tmp_path / "r.html", tmp_path / "shot.png")
+        assert_rendered(shown, tmp_path / "shot.png", "PASSED")

@@ -154,6 +154,24 @@ def calibration_keys(int8_xml: Path) -> frozenset[str] | None:
     return frozenset(keys) if keys is not None else None
 
 
+def default_calibration_size(available: int) -> int:
+    """CALIBRATION_SIZE images, or a quarter of a dataset too small to keep three quarters of it
+    for evaluation at that size (50 of the 200-image sample)."""
+    return max(1, min(CALIBRATION_SIZE, available // 4))
+
+
+def up_to_date_int8(int8_xml: Path, fp32_xml: Path) -> dict | None:
+    """The INT8 IR's sidecar when the IR is intact, was quantized from the FP32 IR as it is now and
+    lists its calibration images; else None. Whatever calibration settings it was made with."""
+    int8_xml, fp32_xml = Path(int8_xml), Path(fp32_xml)
+    meta = read_json(int8_xml.parent / SIDECAR)
+    if not meta or calibration_keys(int8_xml) is None or not all(p.is_file() for p in ir_files(fp32_xml)):
+        return None
+    if (meta.get("recipe") or {}).get("source_sha256") != "sha256:" + file_digest(ir_files(fp32_xml)):
+        return None
+    return current_sidecar(int8_xml, meta["recipe"])
+
+
 def evaluation_records(records: Iterable[Record], int8_xml: Path) -> list[Record]:
     """`records` minus the INT8 IR's calibration images: what it may be evaluated on."""
     keys = calibration_keys(int8_xml)

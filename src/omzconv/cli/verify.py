@@ -21,22 +21,26 @@ from omzconv.cli.ui import (info, ir_interface_options, json_option, models_argu
               help="Your copy of the dataset (Caffe val.txt, Kaggle or class-folder layout) "
                    "[env: the dataset's, OMZCONV_IMAGENET_VAL for imagenet-val].")
 @click.option("-p", "--precisions", default="FP32,FP16", show_default=True,
-              help="Comma-separated IR precisions to verify: FP32, FP16.")
+              help="Comma-separated IR precisions to verify: FP32, FP16, INT8 (INT8: measured only on images "
+                   "that did not calibrate it; quantized first from the --data-dir images if missing).")
+@click.option("--calibration-size", type=click.IntRange(min=1),
+              help="Calibration images when verify has to quantize INT8 [default: 300, or a quarter of a "
+                   "dataset smaller than 1,200 images]. An up-to-date INT8 IR is verified as it is.")
 @click.option("--limit", type=click.IntRange(min=1), help="Verify a class-balanced subset of N images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the --limit subset.")
 @click.option("--strict", is_flag=True,
               help="A missing or undecodable image, or a label out of range, is an error (default: skip and count).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the report here [default: <output-dir>/reports/verify-<dataset>-<models>.json].")
-@click.option("--format", "report_format", type=click.Choice(["json", "md"]),
-              help="json: the report as JSON plus Markdown beside it (.md); md: only Markdown "
-                   "[default: md if --report ends in .md, else json].")
+              help="Write the report here [default: <output-dir>/reports/verify-<dataset>-<models>-<selection hash>.json].")
+@click.option("--format", "report_format", type=click.Choice(["json", "md", "html"]),
+              help="json: the report as JSON with Markdown (.md) and a self-contained HTML page (.html) "
+                   "beside it; md or html: only that [default: from the --report suffix, else json].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the prediction cache.")
 @ir_interface_options
 @json_option
 @click.pass_obj
-def command(app: App, names, all_models, synthetic, dataset, data_dir, precisions, limit, seed, strict,
-            report_path, report_format, no_cache, input_type, layout, as_json) -> None:
+def command(app: App, names, all_models, synthetic, dataset, data_dir, precisions, calibration_size, limit, seed,
+            strict, report_path, report_format, no_cache, input_type, layout, as_json) -> None:
     """Run the original frozen graph (TensorFlow) and each IR (OpenVINO, CPU) of NAME... (or --all) on
     the same preprocessed ImageNet validation images and compare them. Without NAME or --all: the
     models already converted in the output directory (all models if none is).
@@ -44,7 +48,8 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     \b
     Reports top-1/top-5 with 95 % Wilson intervals, top-1 and top-5 agreement and |Δ| of softmax
     probabilities of each IR against the original, and images/s. Passes when, for every IR,
-      FP32: |Δ top-1| ≤ 0.1 pp and top-1 agreement ≥ 99.9 %;  FP16: |Δ top-1| ≤ 0.3 pp
+      FP32: |Δ top-1| ≤ 0.1 pp and top-1 agreement ≥ 99.9 %;  FP16: |Δ top-1| ≤ 0.3 pp;
+      INT8: |Δ top-1| ≤ 1.0 pp (reported, not enforced, on synthetic weights)
     (models.yaml `tolerances`), and the published accuracy is met within 0.5 pp where it applies
     (all 50,000 images, official weights). Exit code 0 when every check passes, 1 otherwise.
     Predictions are cached per artefact and image: an interrupted run resumes, a repeated one is free.
@@ -58,7 +63,7 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     registry = app.registry
     workspace = app.workspace(synthetic)
     models = registry.select(names, all_models) if names or all_models else _converted_models(app, workspace)
-    wanted = parse_precisions(precisions)
+    wanted = parse_precisions(precisions, ("FP32", "FP16", "INT8"))
     spec = registry.dataset(dataset)
     root = resolve_data_dir(spec, data_dir, f"{spec.name}: verify needs the images")
     selection = select_images(spec, root, limit=limit, seed=seed, strict=strict)
@@ -72,13 +77,23 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     if synthetic and as_json:
         stderr.print("[bold red]SYNTHETIC WEIGHTS[/]: accuracies are meaningless; only original-vs-converted "
                      "agreement means something.")
+    sources = []
+
+    def calibration():  # INT8 calibration images, read once, only if an INT8 IR has to be made
+        if not sources:
+            from omzconv.quantize import load_calibration_source
+
+            sources.append(load_calibration_source(registry, spec.name, root))
+        return sources[0]
 
     reports, interrupted = [], False
     try:
         for model in models:
             with transfer_bars(app.quiet) as add_bar, stage_status(f"verify {model.name}", app.quiet) as on_stage:
                 artefacts = ensure_artefacts(model, workspace, registry, wanted, input_type=input_type,
-                                             layout=layout, progress=add_bar(model.name), on_stage=on_stage)
+                                             layout=layout, calibration=calibration,
+                                             calibration_size=calibration_size, progress=add_bar(model.name),
+                                             on_stage=on_stage)
             with ExitStack() as bars:
                 advance = [lambda n: None]
 
@@ -105,7 +120,12 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     else:
         render(report)
         partial = " (partial: the last complete report, if any, is kept)" if report.interrupted else ""
-        stdout.print("Report" + partial + ": " + ", ".join(str(p) for p in written), soft_wrap=True)
+        data = [str(p) for p in written if p.suffix != ".html"]
+        if data:
+            stdout.print("Report" + partial + ": " + ", ".join(data), soft_wrap=True)
+    html = next((p for p in written if p.suffix == ".html"), None)
+    if html is not None and not (as_json and app.quiet):
+        (stderr if as_json else stdout).print(f"HTML report: {escape(str(html))}", soft_wrap=True)
     click.get_current_context().exit(INTERRUPTED_EXIT if interrupted else report.exit_code)
 
 
@@ -127,7 +147,7 @@ def render(report) -> None:
     from rich import box
     from rich.table import Table
 
-    from omzconv.verify import check_text, reference_text
+    from omzconv.verify import ORIGINAL, check_text, comparison_text, excluded_text, reference_text
 
     d = report.dataset
     subset = f" (subset, seed {d.seed})" if d.limit else ""
@@ -136,7 +156,7 @@ def render(report) -> None:
         stdout.print("[bold white on red] SYNTHETIC WEIGHTS [/] accuracy figures are meaningless; "
                      "only the agreement between original and converted means something.")
     for m in report.models:
-        comparisons = {c.precision: c for c in m.comparisons}
+        comparisons = {c.precision: c for c in m.comparisons if c.reference == ORIGINAL}
         verdict = "[green]PASSED[/]" if m.passed else "[yellow]INTERRUPTED[/]" if m.interrupted else "[red]FAILED[/]"
         table = Table(title=f"{m.model}: {verdict}, {m.images:,} images compared, {m.weights} weights",
                       title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
@@ -159,8 +179,14 @@ def render(report) -> None:
             stdout.print(f"  {m.skipped.count} images skipped (first: {escape(first.path)}: {escape(first.reason)})",
                          soft_wrap=True)
         for check in m.checks:
-            style = "green" if check.status == "passed" else "bold red"
+            style = "green" if check.status == "passed" else "yellow" if check.waived else "bold red"
             stdout.print(f"  [{style}]{escape(check_text(check))}[/]")
+        for r in m.runs:
+            if r.excluded:
+                stdout.print(f"  {escape(excluded_text(r))}")
+        for c in m.comparisons:
+            if c.reference != ORIGINAL:
+                stdout.print(f"  {escape(comparison_text(c))}")
         for ref in m.references:
             stdout.print(f"  {'' if ref.applied else '[dim]'}reference: {escape(reference_text(ref))}"
                          f"{'' if ref.applied else '[/]'}")

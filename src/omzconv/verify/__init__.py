@@ -14,32 +14,34 @@ Modules, in the order data flows through them:
 - `evaluate`: the pipeline (decode once, every runtime on the same pixels) → `ModelReport`;
 - `report`: `VerifyReport` and friends, dataclasses that serialize to JSON (`to_dict`), and
   `write_report`;
-- `render_md`: the report as Markdown.
+- `render_md`: the report as Markdown;
+- `render_html` (+ `plots`, `templates/report.html.j2`): the report as one self-contained HTML page.
 
 Nothing here prints. The public names are re-exported here: `from omzconv.verify import X`.
 """
 
-from omzconv.verify.artefacts import (Artefact, ModelArtefacts, Runner, RunnerFactory, ensure_artefacts,
-                                      open_runner)
+from omzconv.verify.artefacts import (INT8, Artefact, ModelArtefacts, Runner, RunnerFactory, ensure_artefacts,
+                                      int8_artefact, open_runner)
 from omzconv.verify.cache import PredictionCache, cache_dir_for, image_key
-from omzconv.verify.checks import (EPS, applicable_references, conversion_checks, reference_checks,
+from omzconv.verify.checks import (EPS, SYNTHETIC_WAIVER, applicable_references, conversion_checks, reference_checks,
                                    reference_reasons)
 from omzconv.verify.evaluate import CHUNK, evaluate_model
 from omzconv.verify.metrics import (TOP_K, Z95, agreement, prob_deltas, set_agreement, topk_correct, topk_ids,
                                     wilson_interval)
-from omzconv.verify.render_md import accuracy_text, check_text, percent, reference_text, render_markdown
+from omzconv.verify.render_md import (accuracy_text, check_text, comparison_text, excluded_text, percent,
+                                     reference_text, render_markdown)
 from omzconv.verify.report import (ORIGINAL, SCHEMA, SPEED_NOTE, SYNTHETIC_NOTE, Accuracy, Check, Comparison,
-                                   DatasetInfo, ModelReport, Problem, ReferenceResult, RunResult, Skipped,
+                                   DatasetInfo, ModelReport, PerImage, Problem, ReferenceResult, RunResult, Skipped,
                                    VerifyInterrupted, VerifyReport, default_report_path, make_report, partial_path,
                                    write_report)
 from omzconv.verify.selection import FIRST_PROBLEMS, Selection, model_labels, select_images, skipped, strict_error
 
 __all__ = [
-    "CHUNK", "EPS", "FIRST_PROBLEMS", "ORIGINAL", "SCHEMA", "SPEED_NOTE", "SYNTHETIC_NOTE", "TOP_K", "Z95",
-    "Accuracy", "Artefact", "Check", "Comparison", "DatasetInfo", "ModelArtefacts", "ModelReport",
+    "CHUNK", "EPS", "INT8", "SYNTHETIC_WAIVER", "FIRST_PROBLEMS", "ORIGINAL", "SCHEMA", "SPEED_NOTE", "SYNTHETIC_NOTE", "TOP_K", "Z95",
+    "Accuracy", "Artefact", "PerImage", "Check", "Comparison", "DatasetInfo", "ModelArtefacts", "ModelReport",
     "PredictionCache", "Problem", "ReferenceResult", "RunResult", "Runner", "RunnerFactory", "Selection",
     "Skipped", "VerifyInterrupted", "VerifyReport",
-    "accuracy_text", "agreement", "applicable_references", "cache_dir_for", "check_text", "conversion_checks",
+    "accuracy_text", "agreement", "applicable_references", "cache_dir_for", "check_text", "comparison_text", "conversion_checks", "excluded_text", "int8_artefact",
     "default_report_path", "ensure_artefacts", "evaluate_model", "image_key", "make_report", "model_labels",
     "open_runner", "partial_path", "percent", "prob_deltas", "reference_checks", "reference_reasons", "reference_text",
     "render_markdown", "select_images", "set_agreement", "skipped", "strict_error", "topk_correct", "topk_ids",

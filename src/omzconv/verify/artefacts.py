@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -14,7 +14,12 @@ from omzconv.errors import GraphError
 from omzconv.fileutil import read_json
 from omzconv.registry import Model, Registry
 from omzconv.verify.report import ORIGINAL
-from omzconv.workspace import Workspace
+from omzconv.workspace import SIDECAR, Workspace, ir_variant
+
+if TYPE_CHECKING:
+    from omzconv.quantize import CalibrationSource
+
+INT8 = "INT8"
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,8 @@ class Artefact:
     runtime: str  # "tensorflow" or "openvino"
     path: Path
     sha256: str  # "sha256:<hex>", what the cache is keyed on
+    source: str | None = None  # the run it was made from, compared with too (INT8: "FP32")
+    calibration: frozenset[str] = frozenset()  # record keys of images it must not be measured on
 
 
 @dataclass(frozen=True)
@@ -39,33 +46,74 @@ class ModelArtefacts:
 
 def ensure_artefacts(model: Model, workspace: Workspace, registry: Registry, precisions: Sequence[str], *,
                      input_type: str | None = None, layout: str | None = None,
+                     calibration: Callable[[], CalibrationSource] | None = None,
+                     calibration_size: int | None = None,
                      progress: Callable[[int, int | None], None] | None = None,
                      on_stage: Callable[[str], None] = lambda stage: None) -> ModelArtefacts:
     """The frozen graph and an IR per precision, running whatever stage is missing; each artefact
     with the hash its stage verified (the IR's sidecar is re-checked against its files, and the
-    recipe's source hash is the frozen graph's, re-hashed, by `convert`). `input_type`/`layout`
-    select the IR variant (default: the interface models.yaml declares)."""
-    from omzconv.workspace import SIDECAR
+    recipe's source hash is the frozen graph's, re-hashed, by `convert`). INT8 comes last, after
+    FP32 it is made from (see `int8_artefact`); `calibration` gives the images to make it with.
+    `input_type`/`layout` select the IR variant (default: the interface models.yaml declares)."""
     from omzconv.pipeline import ensure_converted, frozen_outputs, frozen_weights
 
     converted, source_sha = [], None
-    for precision in precisions:
+    for precision in sorted(precisions, key=lambda p: p == INT8):
+        if precision == INT8:
+            converted.append(int8_artefact(model, workspace, registry, calibration, calibration_size,
+                                           input_type=input_type, layout=layout, progress=progress,
+                                           on_stage=on_stage))
+            continue
         result = ensure_converted(model, workspace, registry, precision, input_type=input_type, layout=layout,
                                   progress=progress, on_stage=on_stage)
-        meta = read_json(result.path.parent / SIDECAR) or {}
-        if not meta.get("sha256"):
-            raise GraphError(f"{result.path.parent / SIDECAR}: missing or unreadable; run "
-                             f"`omzconv convert {model.name} --force`")
+        meta = _sidecar(result.path, f"omzconv convert {model.name} -p {precision} --force")
         converted.append(Artefact(precision, "openvino", result.path, meta["sha256"]))
         source_sha = meta["recipe"]["source_sha256"]
     pb_path = workspace.frozen_path(model)
-    if source_sha is None:  # no precision asked for: trust the graph's own sidecar
+    if source_sha is None:  # no FP32/FP16 asked for: trust the graph's own sidecar
         from omzconv.freeze import sidecar_path
 
         source_sha = (read_json(sidecar_path(pb_path)) or {}).get("sha256") or ""
     return ModelArtefacts(output=frozen_outputs(model, workspace)[0], weights=frozen_weights(model, workspace),
                           original=Artefact(ORIGINAL, "tensorflow", pb_path, source_sha),
                           converted=tuple(converted))
+
+
+def int8_artefact(model: Model, workspace: Workspace, registry: Registry,
+                  calibration: Callable[[], CalibrationSource] | None, calibration_size: int | None, *,
+                  input_type: str | None = None, layout: str | None = None,
+                  progress: Callable[[int, int | None], None] | None = None,
+                  on_stage: Callable[[str], None] = lambda stage: None) -> Artefact:
+    """The INT8 IR as it is when it is up to date with the FP32 IR (whoever made it, with whatever
+    calibration: its sidecar names the images to leave out); otherwise quantized now from the FP32
+    IR on `calibration_size` images of `calibration()` (default: `default_calibration_size`)."""
+    from omzconv.quantize import (calibration_keys, default_calibration_size, ensure_quantized,
+                                  up_to_date_int8)
+
+    variant = ir_variant(model, input_type, layout)
+    xml = workspace.ir_path(model, INT8, variant)
+    if up_to_date_int8(xml, workspace.ir_path(model, "FP32", variant)) is None:
+        if calibration is None:
+            raise GraphError(f"{xml}: no up-to-date INT8 IR, and no dataset to calibrate one on")
+        source = calibration()
+        on_stage("quantizing to INT8")
+        ensure_quantized(model, workspace, registry, source, input_type=input_type, layout=layout,
+                         progress=progress, on_stage=on_stage,
+                         calibration_size=calibration_size or default_calibration_size(len(source.records)),
+                         check_images=0)  # verify measures INT8 against FP32 on every held-out image
+    meta = _sidecar(xml, f"omzconv quantize {model.name} --force")
+    keys = calibration_keys(xml)
+    if keys is None:
+        raise GraphError(f"{xml.parent / SIDECAR} does not say which images calibrated {xml.name}; "
+                         f"run `omzconv quantize {model.name} --force`")
+    return Artefact(INT8, "openvino", xml, meta["sha256"], source="FP32", calibration=keys)
+
+
+def _sidecar(xml: Path, remedy: str) -> dict:
+    meta = read_json(xml.parent / SIDECAR) or {}
+    if not meta.get("sha256"):
+        raise GraphError(f"{xml.parent / SIDECAR}: missing or unreadable; run `{remedy}`")
+    return meta
 
 
 class Runner(Protocol):

@@ -14,6 +14,11 @@ runtime (TF import, graph import, IR compile, and one warm-up run on a blank ima
 optimizes the graph on its first session run, ~4 s for Inception-ResNet-v2) is excluded, as
 benchmark_app excludes compiling and its first inference; it is reported as `load_seconds`.
 Cached images count in neither.
+
+Which images each run is measured on. The original, FP32 and FP16 on every usable image; an INT8
+IR only on those that did not calibrate it (`Artefact.calibration`, from its sidecar), and every
+comparison of INT8 (with the original, and with FP32 when FP32 is verified too: INT8 is made from
+it) on INT8's images, so both sides of a difference are measured on the same images.
 """
 
 from __future__ import annotations
@@ -28,15 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
+from omzconv.datasets import Record
 from omzconv.errors import ImageDecodeError
+from omzconv.quantize import record_key
 from omzconv.registry import Model, Tolerances
 from omzconv.runners import probabilities
 from omzconv.verify.artefacts import Artefact, ModelArtefacts, Runner, RunnerFactory, open_runner
 from omzconv.verify.cache import PredictionCache, image_key
-from omzconv.verify.checks import applicable_references, conversion_checks, reference_checks, reference_reasons
+from omzconv.verify.checks import (SYNTHETIC_WAIVER, applicable_references, conversion_checks, reference_checks,
+                                   reference_reasons)
 from omzconv.verify.metrics import TOP_K, agreement, prob_deltas, set_agreement, topk_correct, topk_ids
-from omzconv.verify.report import (ORIGINAL, Accuracy, Comparison, ModelReport, ReferenceResult, RunResult,
-                                   VerifyInterrupted)
+from omzconv.verify.report import (ORIGINAL, Accuracy, Comparison, ModelReport, PerImage, ReferenceResult,
+                                   RunResult, VerifyInterrupted)
 from omzconv.verify.selection import Selection, model_labels, skipped, strict_error
 
 log = logging.getLogger(__name__)
@@ -50,13 +58,15 @@ class _Run:
     artefact: Artefact
     cache: PredictionCache
     n: int
+    refs: tuple[_Run, ...] = ()  # the runs it is compared with, image by image (|Δ prob| needs their vectors)
     runner: Runner | None = None
+    eligible: np.ndarray = field(init=False)  # images it may be measured on
     top: np.ndarray = field(init=False)
     prob: np.ndarray = field(init=False)
     have: np.ndarray = field(init=False)
-    dmax: np.ndarray = field(init=False)
-    dsum: np.ndarray = field(init=False)
-    have_delta: np.ndarray = field(init=False)
+    dmax: dict[str, np.ndarray] = field(init=False)  # per reference run name
+    dsum: dict[str, np.ndarray] = field(init=False)
+    have_delta: dict[str, np.ndarray] = field(init=False)
     need: np.ndarray = field(init=False)  # images to run now
     inferred: int = 0
     cached: int = 0
@@ -64,13 +74,32 @@ class _Run:
     load_seconds: float = 0.0
 
     def __post_init__(self) -> None:
+        self.eligible = np.ones(self.n, bool)
         self.top = np.full((self.n, TOP_K), -1, np.int64)
         self.prob = np.zeros((self.n, TOP_K), np.float32)
         self.have = np.zeros(self.n, bool)
-        self.dmax = np.zeros(self.n, np.float64)
-        self.dsum = np.zeros(self.n, np.float64)
-        self.have_delta = np.zeros(self.n, bool)
+        self.dmax = {r.artefact.name: np.zeros(self.n, np.float64) for r in self.refs}
+        self.dsum = {r.artefact.name: np.zeros(self.n, np.float64) for r in self.refs}
+        self.have_delta = {r.artefact.name: np.zeros(self.n, bool) for r in self.refs}
         self.need = np.zeros(self.n, bool)
+
+    @property
+    def complete(self) -> np.ndarray:
+        """Images with its prediction and its |Δ prob| against every reference."""
+        done = self.have.copy()
+        for have in self.have_delta.values():
+            done &= have
+        return done
+
+
+def _make_runs(artefacts: ModelArtefacts, caches: Callable[[Artefact], PredictionCache], n: int) -> list[_Run]:
+    """The original first, then each IR after the runs it is compared with (its `source`)."""
+    original = _Run(artefacts.original, caches(artefacts.original), n)
+    runs = {ORIGINAL: original}
+    for artefact in artefacts.converted:
+        refs = (original,) + ((runs[artefact.source],) if artefact.source in runs else ())
+        runs[artefact.name] = _Run(artefact, caches(artefact), n, refs)
+    return list(runs.values())
 
 
 def _decode_chunk(pool: ThreadPoolExecutor, paths: Sequence[Path], fraction: float, size: int) -> list[Future]:
@@ -101,8 +130,9 @@ def evaluate_model(
     """Run the original and every converted artefact of `model` on the selected images → report.
 
     Images come from the cache where every artefact has them; the rest are decoded once per chunk
-    and run through each artefact that lacks them (an IR's |Δ prob| needs the original's vector, so
-    the original runs wherever an IR does). `on_total(n)` announces the images to process,
+    and run through each artefact that lacks them (an IR's |Δ prob| needs the vectors of the runs
+    it is compared with, so those run wherever it does). An IR with calibration images is never
+    run or measured on them. `on_total(n)` announces the images to process,
     `on_progress(k)` reports progress in images. Ctrl-C raises VerifyInterrupted with the report
     for the images done; other errors propagate after the finished chunks are committed.
     """
@@ -124,26 +154,29 @@ def evaluate_model(
     if strict and not usable.all():
         raise strict_error(model.name, problems)
 
-    runs = [_Run(a, PredictionCache.for_artefact(cache_dir, a, artefacts.output, model), len(records))
-            for a in artefacts.all]
-    original, converted = runs[0], runs[1:]
+    runs = _make_runs(artefacts, lambda a: PredictionCache.for_artefact(cache_dir, a, artefacts.output, model),
+                      len(records))
+    original = runs[0]
     index = {k: i for i, k in enumerate(keys) if k is not None}
     live = [k for k in keys if k is not None]
     for run in runs:
+        if run.artefact.calibration:
+            run.eligible = np.array([record_key(r) not in run.artefact.calibration for r in records], bool)
         for k, (top, prob) in run.cache.predictions(live).items():
             i = index[k]
             run.top[i], run.prob[i], run.have[i] = top, prob, True
-    for run in converted:
-        for k, (m, s) in run.cache.deltas(live, original.artefact.sha256).items():
-            i = index[k]
-            run.dmax[i], run.dsum[i], run.have_delta[i] = m, s, True
+        for ref in run.refs:
+            name = ref.artefact.name
+            for k, (m, s) in run.cache.deltas(live, ref.artefact.sha256).items():
+                i = index[k]
+                run.dmax[name][i], run.dsum[name][i], run.have_delta[name][i] = m, s, True
 
-    original.need = usable & ~original.have
-    for run in converted:
-        run.need = usable & ~(run.have & run.have_delta)
-        original.need |= run.need  # the IR's |Δ prob| needs the original's vector
+    for run in reversed(runs):  # a run's references come before it
+        run.need |= usable & run.eligible & ~run.complete
+        for ref in run.refs:
+            ref.need |= run.need  # the IR's |Δ prob| needs the reference's vector
     for run in runs:
-        run.cached = int((usable & run.have & ~run.need).sum())
+        run.cached = int((usable & run.eligible & run.have & ~run.need).sum())
     pending = np.flatnonzero(original.need).tolist()
     if any(run.cached for run in runs):
         cached = ", ".join(f"{run.cached} for {run.artefact.name}" for run in runs)
@@ -179,7 +212,7 @@ def evaluate_model(
             position = {i: p for p, i in enumerate(ok)}
             todo = [(run, [i for i in ok if run.need[i]]) for run in runs]
             work = sum(len(t) for _, t in todo)
-            reference_probs: dict[int, np.ndarray] = {}
+            chunk_probs: dict[str, dict[int, np.ndarray]] = {}  # run name → image → probabilities
             for run, todo_ids in todo:
                 if not todo_ids:
                     continue
@@ -197,13 +230,12 @@ def evaluate_model(
                 run.have[sel] = True
                 chunk_keys = [keys[i] for i in todo_ids]
                 run.cache.put(chunk_keys, run.top[sel], run.prob[sel])
-                if run is original:
-                    reference_probs = {i: probs[p] for p, i in enumerate(todo_ids)}
-                else:
-                    ref = np.stack([reference_probs[i] for i in todo_ids])
-                    run.dmax[sel], run.dsum[sel] = prob_deltas(probs, ref)
-                    run.have_delta[sel] = True
-                    run.cache.put_deltas(chunk_keys, original.artefact.sha256, run.dmax[sel], run.dsum[sel])
+                chunk_probs[run.artefact.name] = {i: probs[p] for p, i in enumerate(todo_ids)}
+                for ref in run.refs:
+                    name, ref_probs = ref.artefact.name, chunk_probs[ref.artefact.name]
+                    dmax, dsum = prob_deltas(probs, np.stack([ref_probs[i] for i in todo_ids]))
+                    run.dmax[name][sel], run.dsum[name][sel], run.have_delta[name][sel] = dmax, dsum, True
+                    run.cache.put_deltas(chunk_keys, ref.artefact.sha256, dmax, dsum)
                 run.cache.commit()
                 run.inferred += len(todo_ids)
                 run.seconds += waited + time.perf_counter() - t0
@@ -216,49 +248,60 @@ def evaluate_model(
                 run.runner.close()
             run.cache.close()
 
-    report = _model_report(model, artefacts, runs, labels, usable, problems, tolerances,
+    report = _model_report(model, artefacts, runs, records, labels, usable, problems, tolerances,
                            selection.info.full_size, time.perf_counter() - started, interrupted)
     if interrupted:
         raise VerifyInterrupted(report)
     return report
 
 
-def _model_report(model: Model, artefacts: ModelArtefacts, runs: list[_Run], labels: np.ndarray,
-                  usable: np.ndarray, problems: list[tuple[Path, str]], tolerances: Tolerances,
-                  full_size: int, seconds: float, interrupted: bool) -> ModelReport:
+def _model_report(model: Model, artefacts: ModelArtefacts, runs: list[_Run], records: Sequence[Record],
+                  labels: np.ndarray, usable: np.ndarray, problems: list[tuple[Path, str]],
+                  tolerances: Tolerances, full_size: int, seconds: float, interrupted: bool) -> ModelReport:
     original, converted = runs[0], runs[1:]
     done = usable & original.have
-    for run in converted:
-        done &= run.have & run.have_delta
-    ids, n = np.flatnonzero(done), int(done.sum())
-    y = labels[ids]
+    for run in converted:  # the images every run has done (an INT8 IR: except its calibration images)
+        done &= run.complete | ~run.eligible
+    n = int(done.sum())
+    measured = {run.artefact.name: done & run.eligible for run in runs}
 
-    results, accuracy = [], {}
+    def accuracy(run: _Run, mask: np.ndarray) -> tuple[Accuracy, Accuracy]:
+        ids, count = np.flatnonzero(mask), int(mask.sum())
+        return (Accuracy.of(topk_correct(run.top[ids], labels[ids], 1), count),
+                Accuracy.of(topk_correct(run.top[ids], labels[ids], 5), count))
+
+    results, own = [], {}
     for run in runs:
-        top = run.top[ids]
-        top1, top5 = Accuracy.of(topk_correct(top, y, 1), n), Accuracy.of(topk_correct(top, y, 5), n)
-        accuracy[run.artefact.name] = (top1, top5)
+        mask = measured[run.artefact.name]
+        own[run.artefact.name] = top1, top5 = accuracy(run, mask)
         results.append(RunResult(
             name=run.artefact.name, runtime=run.artefact.runtime, artefact=str(run.artefact.path),
-            sha256=run.artefact.sha256, images=n, top1=top1, top5=top5, inferred=run.inferred,
+            sha256=run.artefact.sha256, images=int(mask.sum()), top1=top1, top5=top5, inferred=run.inferred,
             cached=run.cached, seconds=round(run.seconds, 3), load_seconds=round(run.load_seconds, 3),
-            images_per_second=round(run.inferred / run.seconds, 3) if run.inferred and run.seconds > 0 else None))
+            images_per_second=round(run.inferred / run.seconds, 3) if run.inferred and run.seconds > 0 else None,
+            excluded=int((usable & ~run.eligible).sum())))
 
     comparisons, checks = [], []
-    o1 = accuracy[ORIGINAL][0].value
     for run in converted:
-        c1 = accuracy[run.artefact.name][0].value
-        top1_agree = agreement(run.top[ids, 0], original.top[ids, 0]) if n else None
-        comparisons.append(Comparison(
-            precision=run.artefact.name, images=n,
-            top1_delta_pp=(c1 - o1) * 100 if n else None,
-            top1_agreement=top1_agree,
-            top5_agreement=set_agreement(run.top[ids], original.top[ids]) if n else None,
-            max_abs_prob_delta=float(run.dmax[ids].max()) if n else None,
-            mean_abs_prob_delta=float(run.dsum[ids].sum() / (n * model.num_classes)) if n else None))
-        tolerance = tolerances.precisions.get(run.artefact.name)
-        if n and tolerance is not None:
-            checks.extend(conversion_checks(run.artefact.name, o1, c1, top1_agree, tolerance))
+        mask = measured[run.artefact.name]
+        ids, count = np.flatnonzero(mask), int(mask.sum())
+        c1 = own[run.artefact.name][0].value
+        for ref in run.refs:
+            name = ref.artefact.name
+            r1 = accuracy(ref, mask)[0].value  # the reference on the same images
+            top1_agree = agreement(run.top[ids, 0], ref.top[ids, 0]) if count else None
+            comparisons.append(Comparison(
+                precision=run.artefact.name, images=count,
+                top1_delta_pp=(c1 - r1) * 100 if count else None,
+                top1_agreement=top1_agree,
+                top5_agreement=set_agreement(run.top[ids], ref.top[ids]) if count else None,
+                max_abs_prob_delta=float(run.dmax[name][ids].max()) if count else None,
+                mean_abs_prob_delta=float(run.dsum[name][ids].sum() / (count * model.num_classes)) if count else None,
+                reference=name))
+            tolerance = tolerances.precisions.get(run.artefact.name)
+            if ref is original and count and tolerance is not None:
+                waived = "" if tolerance.enforced_on_synthetic or artefacts.weights != "synthetic" else SYNTHETIC_WAIVER
+                checks.extend(conversion_checks(run.artefact.name, r1, c1, top1_agree, tolerance, waived=waived))
 
     references = []
     reasons = reference_reasons(n, full_size, artefacts.weights)
@@ -266,12 +309,18 @@ def _model_report(model: Model, artefacts: ModelArtefacts, runs: list[_Run], lab
         references.append(ReferenceResult(ref.source, ref.output, ref.top1, ref.top5, not reasons, tuple(reasons)))
         if n and not reasons:
             for run in runs:
-                top1, top5 = accuracy[run.artefact.name]
-                checks.extend(reference_checks(run.artefact.name, top1.value, top5.value, ref,
-                                               tolerances.reference_pp))
+                top1, top5 = own[run.artefact.name]
+                if top1.images == n:  # not an INT8 IR measured without its calibration images
+                    checks.extend(reference_checks(run.artefact.name, top1.value, top5.value, ref,
+                                                   tolerances.reference_pp))
 
+    per_image = PerImage(
+        paths=tuple(str(r.path) for r in records), num_classes=model.num_classes,
+        label_offset=model.label_offset, labels=labels,
+        measured=measured, top={r.artefact.name: r.top for r in runs}, prob={r.artefact.name: r.prob for r in runs},
+        dmax={(r.artefact.name, ref): d for r in converted for ref, d in r.dmax.items()})
     return ModelReport(
         model=model.name, alias=model.alias, output=artefacts.output,
         output_kind=model.output(artefacts.output).kind, weights=artefacts.weights, images=n,
         runs=results, comparisons=comparisons, references=references, checks=checks,
-        skipped=skipped(problems), seconds=round(seconds, 3), interrupted=interrupted)
+        skipped=skipped(problems), seconds=round(seconds, 3), interrupted=interrupted, per_image=per_image)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from omzconv.verify.report import SYNTHETIC_NOTE, Accuracy, Check, ReferenceResult, VerifyReport
+from omzconv.verify.report import (ORIGINAL, SYNTHETIC_NOTE, Accuracy, Check, Comparison, ReferenceResult, RunResult,
+                                   VerifyReport)
 
 
 def percent(value: float | None, digits: int = 2) -> str:
@@ -19,7 +20,20 @@ def accuracy_text(acc: Accuracy) -> str:
 def check_text(check: Check) -> str:
     value = "–" if check.value is None else f"{check.value:.3g} {check.unit}"
     op = "≤" if check.op == "<=" else "≥"
-    return f"{check.subject}: {check.metric} {value} ({op} {check.limit:g} {check.unit}): {check.status.upper()}"
+    text = f"{check.subject}: {check.metric} {value} ({op} {check.limit:g} {check.unit}): {check.status.upper()}"
+    return text + (f" (reported, not enforced: {check.waived})" if check.waived else "")
+
+
+def comparison_text(c: Comparison) -> str:
+    """A comparison with another run than the original, on one line (e.g. INT8 vs FP32)."""
+    delta = "–" if c.top1_delta_pp is None else f"{c.top1_delta_pp:+.2f} pp"
+    return (f"{c.precision} vs {c.reference} on {c.images:,} images: Δ top-1 {delta}, top-1 agreement "
+            f"{percent(c.top1_agreement)}, top-5 agreement {percent(c.top5_agreement)}, max |Δp| "
+            f"{_sci(c.max_abs_prob_delta)}, mean |Δp| {_sci(c.mean_abs_prob_delta)}")
+
+
+def excluded_text(r: RunResult) -> str:
+    return f"{r.name}: {r.excluded:,} calibration images excluded, measured on the other {r.images:,}"
 
 
 def reference_text(ref: ReferenceResult) -> str:
@@ -46,11 +60,11 @@ def render_markdown(report: VerifyReport) -> str:
                   f"output `{m.output}` ({m.output_kind}), {m.weights} weights, {m.images:,} images"
                   + (f", {m.skipped.count} skipped" if m.skipped.count else "") + (" (INTERRUPTED)" if m.interrupted else ""),
                   ""]
-        lines += [f"- skipped `{p.path}`: {p.reason}" for p in m.skipped.first]
+        lines += [f"- skipped `{p.path}`: {p.reason}" for p in m.skipped.first] + ([""] if m.skipped.count else [])
         lines += ["| run | runtime | top-1 [95 % CI] | top-5 [95 % CI] | top-1 agree | top-5 agree | max \\|Δp\\| "
                   "| mean \\|Δp\\| | images/s | inferred / cached |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        comps = {c.precision: c for c in m.comparisons}
+        comps = {c.precision: c for c in m.comparisons if c.reference == ORIGINAL}
         for r in m.runs:
             c = comps.get(r.name)
             speed = "–" if r.images_per_second is None else f"{r.images_per_second:.2f}"
@@ -58,6 +72,10 @@ def render_markdown(report: VerifyReport) -> str:
                          f"{percent(c.top1_agreement) if c else '–'} | {percent(c.top5_agreement) if c else '–'} | "
                          f"{_sci(c.max_abs_prob_delta) if c else '–'} | {_sci(c.mean_abs_prob_delta) if c else '–'} | "
                          f"{speed} | {r.inferred} / {r.cached} |")
+        lines += [""] + [f"- {excluded_text(r)}" for r in m.runs if r.excluded] if any(r.excluded for r in m.runs) else []
+        others = [c for c in m.comparisons if c.reference != ORIGINAL]
+        if others:
+            lines += ["", "Compared with the run they were made from:"] + [f"- {comparison_text(c)}" for c in others]
         if m.references:
             lines += ["", "References:"]
             lines += [f"- {reference_text(r)}" for r in m.references]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +17,8 @@ from omzconv.fileutil import write_bytes_atomic, write_json_atomic
 from omzconv.verify.metrics import wilson_interval
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from omzconv.registry import Model
     from omzconv.verify.selection import Selection
     from omzconv.workspace import Workspace
@@ -52,6 +55,7 @@ class RunResult:
     seconds: float  # this run's stage wall time (see the module docstring)
     load_seconds: float
     images_per_second: float | None
+    excluded: int = 0  # images left out because they calibrated this (INT8) IR
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Comparison:
     top5_agreement: float | None  # share of images with the same top-5 set
     max_abs_prob_delta: float | None  # over images and classes
     mean_abs_prob_delta: float | None  # over images and classes
+    reference: str = ORIGINAL  # what it is compared with: the original, or FP32 for INT8
 
 
 @dataclass(frozen=True)
@@ -76,10 +81,11 @@ class Check:
     limit: float
     unit: str  # "pp" or "%"
     status: str  # "passed" or "failed"
+    waived: str = ""  # why it is reported but not enforced (e.g. INT8 on synthetic weights); "" if enforced
 
     @property
     def failed(self) -> bool:
-        return self.status == "failed"
+        return self.status == "failed" and not self.waived
 
 
 @dataclass(frozen=True)
@@ -119,10 +125,26 @@ class ModelReport:
     skipped: Skipped  # images this model could not use (undecodable, label out of its range)
     seconds: float
     interrupted: bool = False
+    per_image: PerImage | None = field(default=None, repr=False, compare=False)  # not in the JSON
 
     @property
     def passed(self) -> bool:
         return not self.interrupted and not any(c.failed for c in self.checks)
+
+
+@dataclass(frozen=True)
+class PerImage:
+    """What the runs of one model predicted, image by image (the records' order): what the HTML
+    report draws its disagreements, histograms and per-class figures from. Arrays, not JSON."""
+
+    paths: tuple[str, ...]
+    num_classes: int
+    label_offset: int  # 1 when class 0 is background
+    labels: np.ndarray  # the model's class index per image
+    measured: dict[str, np.ndarray]  # run name → bool mask: images in its metrics
+    top: dict[str, np.ndarray]  # run name → (n, TOP_K) class ids, most probable first
+    prob: dict[str, np.ndarray]  # run name → (n, TOP_K) their probabilities
+    dmax: dict[tuple[str, str], np.ndarray]  # (run, reference run) → max |Δ prob| over classes per image
 
 
 @dataclass(frozen=True)
@@ -160,9 +182,10 @@ class VerifyReport:
         return 0 if self.passed else 1
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(dataclasses.replace(self, models=[dataclasses.replace(m, per_image=None) for m in self.models]))
         data["passed"] = self.passed
         for model, report in zip(data["models"], self.models):
+            model.pop("per_image")
             model["passed"] = report.passed
         return data
 
@@ -217,16 +240,22 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
-def write_report(report: VerifyReport, path: Path, fmt: str | None = None) -> list[Path]:
-    """JSON at `path` and Markdown beside it (`.md`), or with `fmt="md"` (the default for a `.md`
-    path) only Markdown at `path`. Returns the files written."""
+def write_report(report: VerifyReport, path: Path, fmt: str | None = None, *, thumbnails: bool = True) -> list[Path]:
+    """JSON at `path`, with Markdown (`.md`) and HTML (`.html`) beside it; with `fmt="md"` or
+    `"html"` (the default for a `.md` or `.html` path) only that, at `path`. Returns the files
+    written, each written whole or not at all."""
+    from omzconv.verify.render_html import render_html
+
     path = Path(path)
-    fmt = fmt or ("md" if path.suffix.lower() == ".md" else "json")
+    fmt = fmt or {".md": "md", ".html": "html", ".htm": "html"}.get(path.suffix.lower(), "json")
     if fmt == "md":
         write_bytes_atomic(path, report.to_markdown().encode())
         return [path]
+    if fmt == "html":
+        write_bytes_atomic(path, render_html(report, thumbnails=thumbnails).encode())
+        return [path]
     write_json_atomic(path, report.to_dict())
-    md = path.with_suffix(".md")
+    md, html = path.with_suffix(".md"), path.with_suffix(".html")
     write_bytes_atomic(md, report.to_markdown().encode())
-    return [path, md]
-
+    write_bytes_atomic(html, render_html(report, thumbnails=thumbnails).encode())
+    return [path, md, html]
