@@ -124,7 +124,7 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
         if data:
             stdout.print("Report" + partial + ": " + ", ".join(data), soft_wrap=True)
     html = next((p for p in written if p.suffix == ".html"), None)
-    if html is not None and not (as_json and app.quiet):
+    if html is not None and written != [html] and not (as_json and app.quiet):
         (stderr if as_json else stdout).print(f"HTML report: {escape(str(html))}", soft_wrap=True)
     click.get_current_context().exit(INTERRUPTED_EXIT if interrupted else report.exit_code)
 
