@@ -32,8 +32,9 @@ def weights_kind(workspace: Workspace, checkpoint: Path | None) -> str:
 
 def obtain_checkpoint(model: Model, workspace: Workspace, progress: Progress | None = None,
                       on_stage: Stage = _quiet) -> Path:
-    """The model's checkpoint file, downloaded (or, for a synthetic workspace, generated) and
-    extracted if it is not there yet."""
+    """What the model starts from — its checkpoint, or the authors' frozen graph for
+    `source: frozen_graph` — downloaded (or, for a synthetic workspace, generated) and extracted
+    if it is not there yet."""
     archive = workspace.archive_path(model)
     if workspace.synthetic:
         if not archive.is_file():
@@ -45,8 +46,8 @@ def obtain_checkpoint(model: Model, workspace: Workspace, progress: Progress | N
         on_stage("downloading")
         fetch(model.files[0], workspace.download_dir(model), progress=progress)
     on_stage("extracting")
-    extract_archive(archive, workspace.checkpoint_dir(model), expect=model.checkpoint)
-    return workspace.checkpoint_path(model)
+    extract_archive(archive, workspace.checkpoint_dir(model), expect=model.source_member)
+    return workspace.source_path(model)
 
 
 def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] | None = None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,9 +22,23 @@ stderr = Console(stderr=True, highlight=False)
 
 
 def models_argument(func: Callable) -> Callable:
-    """`NAME...` and `--all`, the way every command that acts on models takes them."""
-    func = click.option("--all", "all_models", is_flag=True, help="Every model in the registry.")(func)
-    return click.argument("names", nargs=-1, metavar="[NAME]...")(func)
+    """`NAME...`, `--all` and `--tag TAG`, the way every command that acts on models takes them.
+
+    The command receives `names` and `all_models`; a `--tag` selection reaches it already resolved
+    (by Registry.select) into the names of the models carrying the tag.
+    """
+    @functools.wraps(func)
+    def command(*args: Any, names: tuple[str, ...], all_models: bool, tags: tuple[str, ...], **kwargs: Any) -> Any:
+        if tags:
+            registry = click.get_current_context().find_root().obj.registry
+            names, all_models = tuple(m.name for m in registry.select(names, all_models, tags)), False
+        return func(*args, names=names, all_models=all_models, **kwargs)
+
+    command = click.option("--tag", "tags", multiple=True, metavar="TAG",
+                           help="Every model tagged TAG (repeatable: any of them; see `omzconv list`), "
+                                "e.g. omz for the Open Model Zoo's.")(command)
+    command = click.option("--all", "all_models", is_flag=True, help="Every model in the registry.")(command)
+    return click.argument("names", nargs=-1, metavar="[NAME]...")(command)
 
 
 def json_option(func: Callable) -> Callable:
@@ -33,13 +49,18 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        table.add_column(column)
+def print_table(title: str | None, columns: list[str], rows: list[list[Any]], compact: bool = False,
+                no_wrap: int = 0) -> None:
+    """A table on stdout; `compact` drops the borders; the first `no_wrap` columns are never wrapped
+    or cut. It fits $COLUMNS when that is set, even piped."""
+    options = {"box": None, "pad_edge": False} if compact else {}
+    table = Table(title=title, title_justify="left", header_style="bold", **options)
+    for index, column in enumerate(columns):
+        table.add_column(column, no_wrap=index < no_wrap, min_width=None)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    stdout.print(table)
+    columns_env = os.environ.get("COLUMNS", "")
+    stdout.print(table, width=int(columns_env) if columns_env.isdigit() and int(columns_env) > 0 else None)
 
 
 def info(message: str, quiet: bool) -> None:
