@@ -47,4 +47,4 @@ def command(app: App, names: tuple[str, ...], all_models: bool, jobs: int, dry_r
         if model.files[0].digest is None:
             archive = workspace.archive_path(model)
             info(f"{model.name}: no hash is published for {archive.name}; checked its size only if published, "
-                 f"recorded {recorded_digest(archive)} at download and checks it from now on", quiet=app.quiet)
+                 f"recorded {recorded_digest(archive)} at download and checks it from now on", quiet=app.quiet or as_json)
