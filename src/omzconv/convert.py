@@ -1,7 +1,8 @@
 """Frozen graph → OpenVINO IR, with the model's preprocessing folded in, then a self-check.
 
-The IR takes what the seed docs describe: by default NCHW [1,3,299,299], BGR, raw 0..255 f32;
-its PrePostProcessor reverses the channels and applies the mean/scale declared in models.yaml.
+The IR takes what the seed docs describe: by default NCHW [1,3,S,S] (S the model's input size), BGR,
+raw 0..255 f32, cropped and resized by the model's recipe; its PrePostProcessor reverses the
+channels and applies the mean/scale declared in models.yaml.
 The IR is written to a temp directory, checked against the frozen graph in TensorFlow on a few
 deterministic images, and only then renamed to `<out>/<name>/<PRECISION>/`.
 """
@@ -177,7 +178,8 @@ def build_ov_model(model: Model, pb_path: Path, outputs: Sequence[str], ir_input
     if ir_input.color != pre.color:
         steps.convert_color(getattr(ColorFormat, pre.color))
     steps.mean(pre.mean[0] if len(pre.mean) == 1 else list(pre.mean))
-    steps.scale(pre.scale[0] if len(pre.scale) == 1 else list(pre.scale))
+    if pre.scale != (1.0,):
+        steps.scale(pre.scale[0] if len(pre.scale) == 1 else list(pre.scale))
     ov_model = ppp.build()
 
     ci = model.converted_input
@@ -216,7 +218,9 @@ def set_model_info(ov_model: Any, model: Model, ir_input: IRInput, recipe: dict)
         "input_layout": ir_input.layout,
         "input_color": ir_input.color,
         "input_element_type": ir_input.element_type,
+        "preprocessing": model.preprocessing.recipe,
         "central_fraction": str(model.preprocessing.central_fraction),
+        **({"resize_side": str(model.preprocessing.resize_side)} if model.preprocessing.resize_side else {}),
         "folded_mean": " ".join(map(str, model.preprocessing.mean)),
         "folded_scale": " ".join(map(str, model.preprocessing.scale)),
     }

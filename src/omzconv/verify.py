@@ -12,7 +12,7 @@ Layers, top to bottom:
 - `evaluate_model`: the pipeline (decode once, every runtime on the same pixels) → `ModelReport`;
 - `VerifyReport`: dataclasses that serialize to JSON (`to_dict`) and Markdown (`to_markdown`).
 
-Nothing here prints. Every image is decoded and preprocessed once (`preprocess.prepare_image`) and
+Nothing here prints. Every image is decoded and preprocessed once (`preprocess.prepare`) and
 the same float pixels go to every runtime: the TF runner makes RGB NHWC `(x - mean) / scale` of
 them, the IR runner BGR NCHW raw, so whatever differs is the conversion's.
 
@@ -59,7 +59,7 @@ from omzconv.datasets import Record, balanced_subset, load_dataset
 from omzconv.errors import DatasetError, GraphError, ImageDecodeError
 from omzconv.fileutil import read_json, write_bytes_atomic, write_json_atomic
 from omzconv.runners import probabilities
-from omzconv.registry import DatasetSpec, Model, PrecisionTolerance, Reference, Registry, Tolerances
+from omzconv.registry import DatasetSpec, Model, PrecisionTolerance, Preprocessing, Reference, Registry, Tolerances
 from omzconv.workspace import Workspace
 
 SCHEMA = 1
@@ -494,6 +494,8 @@ class PredictionCache:
             return cls(None)
         pre = model.preprocessing
         recipe = f"{artefact.sha256} {output} {pre.central_fraction} {pre.size} {TOP_K} v{SCHEMA}"
+        if pre.recipe != "inception":
+            recipe += f" {pre.recipe} {pre.resize_side}"
         digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
         return cls(cache_dir / f"{artefact.sha256.removeprefix('sha256:')[:16]}-{digest}.sqlite")
 
@@ -558,10 +560,10 @@ class _Run:
         self.need = np.zeros(self.n, bool)
 
 
-def _decode_chunk(pool: ThreadPoolExecutor, paths: Sequence[Path], fraction: float, size: int) -> list[Future]:
-    from omzconv.preprocess import prepare_image
+def _decode_chunk(pool: ThreadPoolExecutor, paths: Sequence[Path], pre: Preprocessing) -> list[Future]:
+    from omzconv.preprocess import prepare
 
-    return [pool.submit(prepare_image, p, fraction, size) for p in paths]
+    return [pool.submit(prepare, p, pre) for p in paths]
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
@@ -637,7 +639,7 @@ def evaluate_model(
     pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2), thread_name_prefix="decode")
     try:
         chunks = list(_chunks(pending, chunk))
-        ahead = _decode_chunk(pool, [records[i].path for i in chunks[0]], pre.central_fraction, pre.size) if chunks else []
+        ahead = _decode_chunk(pool, [records[i].path for i in chunks[0]], pre) if chunks else []
         for c, ids in enumerate(chunks):
             waited = time.perf_counter()
             pixels, ok = [], []
@@ -652,7 +654,7 @@ def evaluate_model(
                         raise strict_error(model.name, problems[-1:]) from None
             waited = time.perf_counter() - waited
             if c + 1 < len(chunks):
-                ahead = _decode_chunk(pool, [records[i].path for i in chunks[c + 1]], pre.central_fraction, pre.size)
+                ahead = _decode_chunk(pool, [records[i].path for i in chunks[c + 1]], pre)
             on_progress(len(ids) - len(ok))
             if not ok:
                 continue
