@@ -21,6 +21,7 @@ import numpy as np
 from omzconv import __version__
 from omzconv.errors import ConversionError, GraphError
 from omzconv.fileutil import atomic_dir, file_digest, write_json_atomic
+from omzconv.freeze import check_frozen_graph
 from omzconv.registry import Model, PrecisionTolerance
 from omzconv.runners import IRInput, OVRunner, probabilities
 from omzconv.selfcheck import check_images, graph_nodes, reference_outputs
@@ -28,7 +29,6 @@ from omzconv.workspace import SIDECAR, current_sidecar, ir_files, ir_size
 
 PRECISIONS = ("FP32", "FP16")
 LABELS_FILE = Path(__file__).with_name("data") / "imagenet_synsets.txt"
-VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp", "ReadVariableOp"}
 
 
 @dataclass(frozen=True)
@@ -135,20 +135,6 @@ def convert(
             "seconds": {**timings, "total": round(seconds, 3)},
         })
     return ConvertResult(model.name, precision, xml_path, False, seconds, ir_size(xml_path), result)
-
-
-def check_frozen_graph(model: Model, pb_path: Path, outputs: Sequence[str]) -> None:
-    """Raise GraphError unless `pb_path` is a frozen graph holding the model's input and `outputs`."""
-    ops = graph_nodes(pb_path)
-    variables = sorted(name for name, op in ops.items() if op in VARIABLE_OPS)
-    if variables:
-        raise GraphError(f"{pb_path} is not frozen: it still has {len(variables)} variables "
-                         f"(e.g. {variables[0]}); run `omzconv freeze` on the checkpoint")
-    for name in (model.input.name, *outputs):
-        if name not in ops:
-            close = difflib.get_close_matches(name, list(ops), n=3, cutoff=0.6)
-            hint = f"; names that look close: {', '.join(close)}" if close else ""
-            raise GraphError(f"node {name!r} is not in {pb_path.name}{hint}")
 
 
 def build_ov_model(model: Model, pb_path: Path, outputs: Sequence[str], ir_input: IRInput) -> Any:

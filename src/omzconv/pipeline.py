@@ -10,9 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from omzconv.download import extract_archive, fetch
-from omzconv.errors import GraphError
+from omzconv.errors import CheckpointError, GraphError
 from omzconv.fileutil import read_json
-from omzconv.freeze import FreezeResult, freeze, sidecar_path
+from omzconv.freeze import FreezeResult, adopt, freeze, sidecar_path
 from omzconv.registry import Model, Registry
 from omzconv.workspace import Workspace
 
@@ -55,8 +55,20 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
                   progress: Progress | None = None, on_stage: Stage = _quiet) -> FreezeResult:
     """Freeze the model (obtaining its checkpoint first unless one is given); skip if up to date.
 
-    With `slim_dir`, the network comes from that upstream research/slim checkout.
+    A model whose authors ship a frozen graph (`source: frozen_graph`) has it checked and adopted
+    instead, unless a checkpoint is given or `slim_dir` asks for a rebuild (from the checkpoint its
+    archive holds). With `slim_dir`, the network comes from that upstream research/slim checkout.
     """
+    weights = weights_kind(workspace, checkpoint)
+    if model.source == "frozen_graph" and checkpoint is None:
+        graph = obtain_checkpoint(model, workspace, progress, on_stage)
+        if slim_dir is None:
+            return adopt(model, graph, workspace.frozen_path(model), outputs, weights=weights, force=force,
+                         on_stage=on_stage)
+        if not model.checkpoint:
+            raise CheckpointError(f"{model.name} ships only a frozen graph, nothing to rebuild with --slim-dir; "
+                                  "give a checkpoint with --checkpoint")
+        checkpoint = workspace.checkpoint_path(model)
     source = checkpoint or obtain_checkpoint(model, workspace, progress, on_stage)
     network, network_source = None, "omzconv"
     if slim_dir is not None:
@@ -64,8 +76,8 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
 
         network, network_source = slim_network(slim_dir, model), f"slim:{Path(slim_dir).resolve()}"
     return freeze(model, source, workspace.frozen_path(model), outputs,
-                  weights=weights_kind(workspace, checkpoint), network=network,
-                  network_source=network_source, force=force, on_stage=on_stage)
+                  weights=weights, network=network, network_source=network_source, force=force,
+                  on_stage=on_stage)
 
 
 def frozen_outputs(model: Model, workspace: Workspace) -> tuple[str, ...]:
