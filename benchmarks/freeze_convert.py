@@ -28,10 +28,11 @@ t0 = time.perf_counter()
 if mode == "bare":
     from omzconv.ovcompat import import_openvino
     ov = import_openvino()
-    outputs = {"inception_v4": "InceptionV4/Logits/Predictions",
-               "inception_resnet_v2": "InceptionResnetV2/Logits/Logits/BiasAdd"}
+    from omzconv.registry import load_registry
+    model = load_registry().model(name)
     pb = Path(root) / "out" / "synthetic" / name / f"{name}.frozen.pb"
-    m = ov.convert_model(str(pb), input=[("input:0", [1, 299, 299, 3])], output=[outputs[name] + ":0"])
+    m = ov.convert_model(str(pb), input=[(f"{model.input.name}:0", list(model.input.shape))],
+                         output=[model.default_outputs[0].name + ":0"])
     ov.save_model(m, str(Path(root) / "bare" / precision / f"{name}.xml"), compress_to_fp16=precision == "FP16")
 else:
     from omzconv.registry import load_registry

@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from omzconv import verify
-    from omzconv.preprocess import prepare_image
+    from omzconv.preprocess import prepare
     from omzconv.registry import load_registry
     from omzconv.workspace import Workspace
 
@@ -74,7 +74,7 @@ def main() -> None:
     artefacts = verify.ensure_artefacts(model, workspace, registry, ["FP32"])
     selection = verify.select_images(registry.dataset("imagenet-val"), args.data_dir)
     pre = model.preprocessing
-    pixels = np.stack([prepare_image(r.path, pre.central_fraction, pre.size) for r in selection.records])
+    pixels = np.stack([prepare(r.path, pre) for r in selection.records])
     xml = artefacts.converted[0].path
     print(f"{len(pixels)} images; IR {xml}", flush=True)
     print(f"benchmark_app at the plugin's default precision (for scale): "

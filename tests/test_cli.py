@@ -48,8 +48,10 @@ def test_version(run):
 def test_list_json_names_models_and_status(run):
     result = run("list", "--json")
     data = json.loads(result.output)
-    assert [m["name"] for m in data["models"]] == ["inception_v4", "inception_resnet_v2"]
+    assert [m["name"] for m in data["models"]][:2] == ["inception_v4", "inception_resnet_v2"]
+    assert len(data["models"]) == 17
     v4 = data["models"][0]
+    assert (v4["source"], v4["input_size"], v4["preprocessing"], v4["tags"]) == ("checkpoint", 299, "inception", ["omz", "inception"])
     assert v4["alias"] == "googlenet-v4-tf" and v4["gflops"] == 24.584
     assert v4["status"] == {"downloaded": False, "frozen": False, "converted": []}
 
@@ -61,6 +63,28 @@ def test_list_table_shows_what_is_done(run, tmp_path):
     output = run("list").output
     line = next(line for line in output.splitlines() if "googlenet-v4-tf" in line)
     assert "FP16" in line and "FP32" not in line
+
+
+def test_list_fits_80_columns_with_names_and_aliases_whole(run, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = run("list").output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.split()[:2] == ["mobilenet_v1_1.0_224", "mobilenet-v1-1.0-224-tf"] for line in lines)
+    assert any(line.split()[:5] == ["vgg_16", "-", "ckpt", "224", "vgg"] for line in lines)
+    assert any(line.split()[:5] == ["inception_v3", "googlenet-v3", "graph", "299", "inception"] for line in lines)
+
+
+def test_tag_selects_a_group_on_every_model_command(run):
+    names = [line.split()[0] for line in run("list", "--tag", "mobilenet").output.splitlines()[2:]]  # after the rule
+    assert names == ["mobilenet_v1_025_128", "mobilenet_v1_1.0_224", "mobilenet_v2_1.0_224", "mobilenet_v2_1.4_224"]
+    dry = run("download", "--tag", "vgg", "--dry-run").output
+    assert "vgg_16_2016_08_28.tar.gz: fetch" in dry and "vgg_19_2016_08_28.tar.gz: fetch" in dry
+    assert "inception" not in dry
+    result = CliRunner().invoke(main, ["convert", "--tag", "nope"])
+    assert result.exit_code == 2 and "unknown tag 'nope'; known tags: inception, mobilenet, omz" in result.output
+    from omzconv.cli import main as cli
+    for name in ("download", "freeze", "convert", "verify", "quantize", "benchmark"):
+        assert "--tag" in {opt for p in cli.commands[name].params for opt in p.opts}, name
 
 
 def test_info_by_alias_json(run, tmp_path):
@@ -75,8 +99,8 @@ def test_unknown_model_is_one_line_usage_error(run):
     result = run("info", "resnet50")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "Error: unknown model 'resnet50'; known models: inception_v4 (googlenet-v4-tf), "
-        "inception_resnet_v2 (inception-resnet-v2-tf)"]
+        "Error: unknown model 'resnet50'; did you mean resnet_v2_50, resnet_v1_50, resnet_v2_152? "
+        "`omzconv list` shows all 17"]
 
 
 def test_usage_error_exit_2(run):
@@ -117,10 +141,11 @@ def local_registry(tmp_path, httpserver):
     """models.yaml whose archives are served by a local HTTP server (first URL 404s)."""
     data = yaml.safe_load(ROOT_YAML.read_text())
     for name, model in data["models"].items():
-        archive = _official_shaped_archive(model["checkpoint"])
+        archive = _official_shaped_archive(model.get("frozen_graph") or model["checkpoint"])
         spec = model["files"][0]
-        spec["size"] = len(archive)
-        spec["hash"] = "sha256:" + hashlib.sha256(archive).hexdigest()
+        if spec["hash"] != "unpublished":
+            spec["size"] = len(archive)
+            spec["hash"] = "sha256:" + hashlib.sha256(archive).hexdigest()
         spec["urls"] = [httpserver.url_for(f"/missing/{spec['name']}"), httpserver.url_for(f"/{spec['name']}")]
         httpserver.expect_request(f"/missing/{spec['name']}").respond_with_data("no", status=404)
         httpserver.expect_request(f"/{spec['name']}").respond_with_data(archive)
@@ -137,12 +162,24 @@ def test_download_all_in_parallel_then_rerun_skips(run, tmp_path, local_registry
     assert ckpt == tmp_path / "cache" / "inception_v4" / "checkpoint" / "inception_v4.ckpt"
     assert ckpt.read_bytes().startswith(b"not really a checkpoint")
     assert Path(paths["inception_resnet_v2"]).name == "inception_resnet_v2_2016_08_30.ckpt"
+    assert Path(paths["inception_v3"]).name == "inception_v3_2016_08_28_frozen.pb"  # source: frozen_graph
+    # No published hash: the sha256 of what arrived is recorded beside the archive and checked later.
+    archive = tmp_path / "cache" / "vgg_16" / "vgg_16_2016_08_28.tar.gz"
+    recorded = archive.with_name(archive.name + ".sha256").read_text()
+    assert recorded.startswith("sha256:" + hashlib.sha256(archive.read_bytes()).hexdigest())
+    assert "no hash was published" in recorded
     served = len(httpserver.log)
     assert run("download", "--all", models=local_registry).exit_code == 0
     assert len(httpserver.log) == served  # nothing fetched again
 
     listed = json.loads(run("list", "--json", models=local_registry).output)
     assert all(m["status"]["downloaded"] for m in listed["models"])
+
+    archive.write_bytes(archive.read_bytes()[:-1] + b"x")  # changed since: it no longer verifies
+    from omzconv.download import verify_file
+    from omzconv.registry import load_registry
+    with pytest.raises(Exception, match="hash mismatch: expected sha256:"):
+        verify_file(archive, load_registry(local_registry).model("vgg_16").files[0])
 
 
 def test_download_offline_says_how_to_recover(run, tmp_path):

@@ -18,8 +18,11 @@ from omzconv.preprocess import (
     central_crop,
     central_crop_box,
     decode_image,
+    prepare,
     prepare_image,
+    prepare_image_vgg,
     resize_bilinear_tf1,
+    smallest_side_size,
     to_nchw_bgr,
     to_nhwc_normalized,
 )
@@ -272,3 +275,58 @@ def test_decode_from_in_memory_png_bytes() -> None:
     Image.new("L", (3, 2), color=200).save(buf, format="PNG")
     out = decode_image(buf.getvalue())
     assert out.shape == (2, 3, 3) and np.all(out == 200)
+
+
+# ---------------------------------------------------------------- the VGG recipe
+
+
+def _tf_slim_vgg_eval(tf, path: Path, resize_side: int, size: int) -> np.ndarray:
+    """research/slim vgg_preprocessing.preprocess_for_eval, with TF's own ops (uint8 decode,
+    _smallest_size_at_least in float32 truncated, resize_bilinear, _central_crop's (h - size) / 2
+    offsets through to_int32, to_float, RGB mean subtraction)."""
+    image = tf.io.decode_jpeg(tf.io.read_file(str(path)), channels=3, dct_method="INTEGER_ACCURATE")
+    height, width = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+    side = tf.constant(float(resize_side))
+    scale = side / width if bool(height > width) else side / height
+    new_h, new_w = tf.cast(height * scale, tf.int32), tf.cast(width * scale, tf.int32)
+    resized = tf.compat.v1.image.resize_bilinear(image[None], [new_h, new_w], align_corners=False)[0]
+    offsets = tf.cast(tf.stack([(new_h - size) / 2, (new_w - size) / 2, 0]), tf.int32)
+    cropped = tf.slice(resized, offsets, [size, size, 3])
+    return (tf.cast(cropped, tf.float32) - tf.constant([123.68, 116.78, 103.94])).numpy()
+
+
+def test_vgg_recipe_matches_tf_slim_on_all_sample_images(tf, sample_images: list[Path], registry) -> None:
+    pre = registry.model("vgg_16").preprocessing
+    assert (pre.recipe, pre.resize_side, pre.size) == ("vgg", 256, 224)
+    worst = 0.0
+    for path in sample_images:
+        pixels = prepare(path, pre)
+        assert pixels.shape == (224, 224, 3) and pixels.dtype == np.float32
+        ref = _tf_slim_vgg_eval(tf, path, 256, 224)
+        net_in = to_nhwc_normalized(pixels[None], pre.mean, pre.scale)[0]
+        worst = max(worst, float(np.abs(net_in - ref).max()))
+    assert worst <= 1e-5, f"max |delta| {worst:.3g} in pixel units over {len(sample_images)} images"
+
+
+def test_vgg_new_size_is_float32_truncated_like_tf() -> None:
+    assert smallest_side_size(375, 500, 256) == (256, 341)
+    assert smallest_side_size(500, 375, 256) == (341, 256)
+    assert smallest_side_size(256, 256, 256) == (256, 256)
+    # float32 rounding can leave the short side one pixel short, as TF does; find such a case
+    short = [(h, w) for h in range(200, 700) for w in (h + 1, h + 37) if smallest_side_size(h, w, 256)[0] != 256]
+    assert short and all(smallest_side_size(h, w, 256)[0] == 255 for h, w in short)
+
+
+def test_vgg_crop_is_central_with_floor_offsets(rgb_jpeg: Path) -> None:
+    decoded = decode_image(rgb_jpeg)
+    new_h, new_w = smallest_side_size(*decoded.shape[:2], 256)
+    resized = resize_bilinear_tf1(decoded, new_h, new_w)
+    top, left = (new_h - 224) // 2, (new_w - 224) // 2
+    np.testing.assert_array_equal(prepare_image_vgg(rgb_jpeg, 256, 224), resized[top:top + 224, left:left + 224])
+
+
+def test_prepare_dispatches_on_the_models_recipe(rgb_jpeg: Path, registry) -> None:
+    v4 = registry.model("inception_v4").preprocessing
+    np.testing.assert_array_equal(prepare(rgb_jpeg, v4), prepare_image(rgb_jpeg, 0.875, 299))
+    assert prepare(rgb_jpeg, registry.model("resnet_v1_50").preprocessing).shape == (224, 224, 3)
+    assert prepare(rgb_jpeg, registry.model("mobilenet_v1_025_128").preprocessing).shape == (128, 128, 3)

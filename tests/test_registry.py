@@ -50,14 +50,75 @@ def test_default_path_is_env_then_packaged_then_checkout(monkeypatch, tmp_path):
     assert path.read_text() == ROOT_YAML.read_text()
 
 
-def test_select_by_name_alias_all_and_unknown():
+OMZ_FAMILY = {  # name → Open Model Zoo name
+    "inception_v4": "googlenet-v4-tf", "inception_resnet_v2": "inception-resnet-v2-tf",
+    "inception_v1": "googlenet-v1-tf", "inception_v2": "googlenet-v2-tf", "inception_v3": "googlenet-v3",
+    "mobilenet_v1_025_128": "mobilenet-v1-0.25-128", "mobilenet_v1_1.0_224": "mobilenet-v1-1.0-224-tf",
+    "mobilenet_v2_1.0_224": "mobilenet-v2-1.0-224", "mobilenet_v2_1.4_224": "mobilenet-v2-1.4-224",
+}
+SLIM_ZOO = ["resnet_v1_50", "resnet_v1_101", "resnet_v1_152", "resnet_v2_50", "resnet_v2_101", "resnet_v2_152",
+            "vgg_16", "vgg_19"]
+
+
+def test_select_by_name_alias_all_tag_and_unknown():
     registry = load_registry(ROOT_YAML)
-    assert [m.name for m in registry.select([], all_models=True)] == ["inception_v4", "inception_resnet_v2"]
+    everything = [m.name for m in registry.select([], all_models=True)]
+    assert len(everything) == 17 and everything[:2] == ["inception_v4", "inception_resnet_v2"]
+    assert set(everything) == set(OMZ_FAMILY) | set(SLIM_ZOO)
     assert [m.name for m in registry.select(["googlenet-v4-tf", "inception_v4"], False)] == ["inception_v4"]
-    with pytest.raises(UnknownModelError, match="known models: inception_v4 .googlenet-v4-tf., inception_resnet_v2"):
-        registry.model("resnet50")
+    assert {m.name for m in registry.select([], False, tags=["omz"])} == set(OMZ_FAMILY)
+    assert [m.name for m in registry.select([], True, tags=["vgg", "mobilenet"])] == [
+        "mobilenet_v1_025_128", "mobilenet_v1_1.0_224", "mobilenet_v2_1.0_224", "mobilenet_v2_1.4_224", "vgg_16", "vgg_19"]
+    with pytest.raises(UnknownModelError, match=r"unknown model 'googlenet-v4'; did you mean .*googlenet-v4-tf"):
+        registry.model("googlenet-v4")
+    with pytest.raises(UnknownModelError, match=r"unknown model 'xyz'; `omzconv list` shows all 17$"):
+        registry.model("xyz")
     with pytest.raises(UsageError, match="--all"):
         registry.select([], all_models=False)
+    with pytest.raises(UnknownModelError, match="unknown tag 'omzz'; known tags: inception, mobilenet, omz"):
+        registry.select([], False, tags=["omzz"])
+    with pytest.raises(UsageError, match="not both"):
+        registry.select(["vgg_16"], False, tags=["vgg"])
+
+
+def test_every_model_of_the_family_with_its_facts():
+    registry = load_registry(ROOT_YAML)
+    for name, alias in OMZ_FAMILY.items():
+        assert registry.model(alias).name == name
+    for name in SLIM_ZOO:
+        assert registry.model(name).alias == ""  # the Open Model Zoo never shipped them
+    v1 = registry.model("googlenet-v1-tf")
+    assert (v1.source, v1.checkpoint, v1.size, v1.num_classes, v1.label_offset) == ("checkpoint", "inception_v1.ckpt", 224, 1001, 1)
+    assert v1.files[0].size == 24642554 and str(v1.files[0].digest).startswith("sha256:7a620c43")
+    v3 = registry.model("googlenet-v3")
+    assert (v3.source, v3.source_member, v3.checkpoint, v3.size) == (
+        "frozen_graph", "inception_v3_2016_08_28_frozen.pb", "", 299)
+    mobile = registry.model("mobilenet-v1-0.25-128")
+    assert mobile.source_member == "mobilenet_v1_0.25_128_frozen.pb" and mobile.checkpoint == "mobilenet_v1_0.25_128.ckpt"
+    assert mobile.network == "mobilenet_v1" and dict(mobile.network_params) == {"depth_multiplier": 0.25}
+    assert mobile.input.shape == (1, 128, 128, 3) and mobile.preprocessing.size == 128
+    assert dict(registry.model("mobilenet-v2-1.4-224").network_params) == {"depth_multiplier": 1.4}
+    assert registry.model("mobilenet-v2-1.0-224").files[0].urls[0].startswith("https://storage.googleapis.com/mobilenet_v2/")
+    r50 = registry.model("resnet_v1_50")
+    assert (r50.num_classes, r50.label_offset, r50.size) == (1000, 0, 224)
+    assert r50.files[0].digest is None and r50.files[0].size is None  # not published
+    pre = r50.preprocessing
+    assert (pre.recipe, pre.resize_side, pre.size, pre.mean, pre.scale) == ("vgg", 256, 224, (123.68, 116.78, 103.94), (1.0,))
+    assert registry.model("resnet_v2_50").preprocessing.recipe == "inception" and registry.model("resnet_v2_50").size == 299
+    vgg = registry.model("vgg_19")
+    assert [(o.name, o.kind) for o in vgg.default_outputs] == [("vgg_19/fc8/squeezed", "logits")]
+    assert registry.model("inception_v4").preprocessing.recipe == "inception"  # the default
+
+
+def test_unpublished_size_and_hash_are_explicit(write_registry):
+    registry = load_registry(ROOT_YAML)
+    assert registry.model("inception_resnet_v2").files[0].size is None
+    text = ROOT_YAML.read_text()
+    for name in SLIM_ZOO:  # said in models.yaml, not left out
+        entry = text[text.index(f"\n  {name}:"):][:2000]
+        assert "size: unpublished" in entry and "hash: unpublished" in entry
+    with pytest.raises(ConfigError, match="files.0..hash: expected .<alg>:<hex>."):
+        load_registry(write_registry(_set("models.vgg_16.files.0.hash", "unknown")))
 
 
 def test_yaml_syntax_error_names_the_path_line_and_column(tmp_path):
@@ -127,6 +188,24 @@ _DELETE = object()
     ("tolerances.precisions.FP32.top1_pp", "a lot",
      "models.yaml: tolerances.precisions.FP32.top1_pp: expected a number, got 'a lot'"),
     ("schema", 2, "models.yaml: schema: unsupported schema 2"),
+    ("models.inception_v3.source", "graph",
+     "models.yaml: inception_v3: source: expected one of checkpoint, frozen_graph, got 'graph'"),
+    ("models.inception_v3.frozen_graph", _DELETE,
+     "models.yaml: inception_v3: missing key 'frozen_graph' (source: frozen_graph names the archive member"),
+    ("models.inception_v1.checkpoint", _DELETE, "models.yaml: inception_v1: missing key 'checkpoint'"),
+    ("models.vgg_16.preprocessing.recipe", "caffe",
+     "models.yaml: vgg_16: preprocessing.recipe: expected one of inception, vgg, got 'caffe'"),
+    ("models.vgg_16.preprocessing.resize_side", 200,
+     "models.yaml: vgg_16: preprocessing.resize_side: expected at least size (224), got 200"),
+    ("models.vgg_16.preprocessing.central_fraction", 0.875,
+     "models.yaml: vgg_16: preprocessing: unknown key 'central_fraction'"),
+    ("models.inception_v1.preprocessing.size", 299,
+     "models.yaml: inception_v1: preprocessing.size: expected the input's size 224, got 299"),
+    ("models.mobilenet_v1_025_128.network_params", [0.25],
+     "models.yaml: mobilenet_v1_025_128: network_params: expected a mapping, got a list"),
+    ("models.mobilenet_v1_025_128.network_params.depth_multiplier", [0.25],
+     "models.yaml: mobilenet_v1_025_128: network_params.depth_multiplier: expected a number, string or boolean"),
+    ("models.vgg_16.tags", ["VGG"], "models.yaml: vgg_16: tags[0]: expected a lower-case word, got 'VGG'"),
 ])
 def test_invalid_registry_names_file_model_and_field(write_registry, path, value, message):
     with pytest.raises(ConfigError) as info:

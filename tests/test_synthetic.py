@@ -25,6 +25,9 @@ from omzconv.synthetic import (
 )
 
 MODELS = ("inception_v4", "inception_resnet_v2")
+# One of each kind the recipe must cover: tf_slim nets with BatchNorm (and gamma: resnet), the VGG
+# recipe, a shipped frozen graph, a network without BatchNorm (unit-variance layer scaling).
+FAMILY = ("inception_v1", "resnet_v1_50", "inception_v3", "vgg_16")
 SAMPLE_IMAGES = 200
 MIN_DISTINCT_TOP1 = 100
 MAX_CLASS_SHARE = 0.10
@@ -50,13 +53,19 @@ def synthetic_checkpoint(artefacts) -> Callable[[str], Path]:
 
 
 @pytest.fixture(scope="session")
-def sample_pixels(shared_dir: Path) -> np.ndarray:
-    """The 200 sample images after TF-Slim's eval crop and resize (RGB, 0..255)."""
-    from omzconv.preprocess import prepare_image
+def sample_pixels(shared_dir: Path) -> Callable[..., np.ndarray]:
+    """The 200 sample images after the model's eval crop and resize (RGB, 0..255)."""
+    from omzconv.preprocess import prepare
 
     paths = sorted((shared_dir / "imagenet-sample" / "ILSVRC2012_img_val").glob("*.JPEG"))
     assert len(paths) == SAMPLE_IMAGES
-    return np.stack([prepare_image(p, 0.875, 299) for p in paths])
+    cache: dict = {}
+
+    def get(preprocessing) -> np.ndarray:
+        if preprocessing not in cache:
+            cache[preprocessing] = np.stack([prepare(p, preprocessing) for p in paths])
+        return cache[preprocessing]
+    return get
 
 
 # --- procedural images and pure pieces (fast) ---------------------------------------------------
@@ -96,8 +105,11 @@ def test_initial_value_is_seeded_per_variable() -> None:
     assert not np.array_equal(w, initial_value("InceptionV4/Conv2d_2a_3x3/weights", shape, seed=0))
     assert abs(w.std() - np.sqrt(2 / 27)) < 0.03  # He normal
     assert np.all(initial_value("X/BatchNorm/beta", [5], seed=0) == 1.0)
+    assert np.all(initial_value("X/BatchNorm/gamma", [5], seed=0) == 1.0)
+    depthwise = initial_value("X/depthwise/depthwise_weights", [3, 3, 512, 1], seed=0)
+    assert abs(depthwise.std() - np.sqrt(2 / 9)) < 0.03  # fan-in 3 x 3 per channel
     with pytest.raises(ValueError, match="no synthetic initializer"):
-        initial_value("X/gamma", [5], seed=0)
+        initial_value("X/alpha", [5], seed=0)
 
 
 def test_calibrate_classifier_centres_and_scales_each_class() -> None:
@@ -115,6 +127,7 @@ def test_calibrate_classifier_centres_and_scales_each_class() -> None:
 # --- the archives (slow: built once per session) ------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", MODELS)
 def test_archive_is_shaped_like_the_official_one(model_name: str, synthetic_archive: Callable[..., Path]) -> None:
     model = load_registry().model(model_name)
@@ -131,6 +144,7 @@ def test_archive_is_shaped_like_the_official_one(model_name: str, synthetic_arch
     assert member.isfile() and member.mtime == 0 and member.uid == member.gid == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_name", MODELS)
 def test_checkpoint_holds_exactly_the_official_variables(
     model_name: str, synthetic_checkpoint: Callable[[str], Path], shared_dir: Path
@@ -159,13 +173,60 @@ def test_checkpoint_holds_exactly_the_official_variables(
         assert not np.all(reader.get_tensor(name) == 1.0), f"{name} was not calibrated"
 
 
+@pytest.mark.slow
+def test_frozen_graph_archive_holds_the_authors_node_names(synthetic_archive: Callable[..., Path]) -> None:
+    """inception_v3 ships a frozen graph: the synthetic archive holds one, frozen from a synthetic
+    checkpoint, with every declared output node under the authors' name and no variables."""
+    from omzconv.freeze import check_frozen_graph, check_graph_shapes
+
+    model = load_registry().model("inception_v3")
+    path = synthetic_archive("inception_v3")
+    with tarfile.open(path, "r:gz") as tar:
+        assert tar.getnames() == [model.frozen_graph]
+        data = tar.extractfile(model.frozen_graph).read()
+    graph = path.parent / "check.pb"
+    graph.write_bytes(data)
+    try:
+        nodes = check_frozen_graph(model, graph, [o.name for o in model.outputs])
+        check_graph_shapes(model, graph, [o.name for o in model.outputs])
+        assert nodes[model.input.name] == "Placeholder"
+    finally:
+        graph.unlink()
+
+
+@pytest.mark.slow
+def test_network_without_batch_norm_gets_unit_variance_layers(artefacts) -> None:
+    """vgg_16 has no BatchNorm: each conv / fc layer's weights are scaled so that its output has
+    unit variance on procedural images (the heads are calibrated as for every model)."""
+    from omzconv.tfcompat import import_tf
+
+    tf = import_tf()
+    reader = tf.train.NewCheckpointReader(str(artefacts.checkpoint("vgg_16")))
+    names = reader.get_variable_to_shape_map()
+    assert not [n for n in names if "BatchNorm" in n]
+    # the first layer's output on other procedural images has about unit variance (as drawn, He
+    # weights on inputs of std ~60 would give ~60)
+    import tensorflow as tf2
+
+    from omzconv.preprocess import to_nhwc_normalized
+
+    model = artefacts.model("vgg_16")
+    x = to_nhwc_normalized(natural_images(8, 224, seed=99).astype(np.float32), model.preprocessing.mean, 1.0)
+    w = reader.get_tensor("vgg_16/conv1/conv1_1/weights")
+    out = tf2.nn.conv2d(x, w, strides=1, padding="SAME").numpy()
+    assert 0.7 < out.std() < 1.4, out.std()
+    assert np.all(reader.get_tensor("vgg_16/conv1/conv1_1/biases") == 0)
+
+
+@pytest.mark.slow
 def test_same_seed_gives_the_same_archive_bytes(synthetic_archive: Callable[..., Path], tmp_path: Path) -> None:
     model = load_registry().model("inception_v4")
     again = make_synthetic_archive(model, tmp_path / model.files[0].name, seed=0)
     assert _sha256(again) == _sha256(synthetic_archive("inception_v4"))
 
 
-@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.slow
+@pytest.mark.parametrize("model_name", MODELS + FAMILY)
 def test_synthetic_network_behaves_like_a_trained_one_on_real_images(model_name: str, artefacts, sample_pixels) -> None:
     """Acceptance: the frozen synthetic graph gives real images diverse, not vanishingly close,
     top-1 classes."""
@@ -173,9 +234,13 @@ def test_synthetic_network_behaves_like_a_trained_one_on_real_images(model_name:
 
     model = artefacts.model(model_name)
     output = model.default_outputs[0].name
+    pixels = sample_pixels(model.preprocessing)
     runner = TFRunner(model, [output], pb_path=artefacts.frozen(model_name))
-    logits = np.concatenate([runner.run(sample_pixels[start:start + EVAL_BATCH])[output]
-                             for start in range(0, len(sample_pixels), EVAL_BATCH)])
+    try:
+        logits = np.concatenate([runner.run(pixels[start:start + EVAL_BATCH])[output]
+                                 for start in range(0, len(pixels), EVAL_BATCH)])
+    finally:
+        runner.close()
     if model.output(output).kind == "probabilities":
         logits = np.log(np.maximum(logits, 1e-30))
     stats = _diversity(logits)

@@ -1,14 +1,14 @@
 """Frozen graph → OpenVINO IR, with the model's preprocessing folded in, then a self-check.
 
-The IR takes what the seed docs describe: by default NCHW [1,3,299,299], BGR, raw 0..255 f32;
-its PrePostProcessor reverses the channels and applies the mean/scale declared in models.yaml.
+The IR takes what the seed docs describe: by default NCHW [1,3,S,S] (S the model's input size), BGR,
+raw 0..255 f32, cropped and resized by the model's recipe; its PrePostProcessor reverses the
+channels and applies the mean/scale declared in models.yaml.
 The IR is written to a temp directory, checked against the frozen graph in TensorFlow on a few
 deterministic images, and only then renamed to `<out>/<name>/<PRECISION>/`.
 """
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -19,16 +19,16 @@ import numpy as np
 
 from omzconv import __version__
 from omzconv.datasets import IMAGENET_SYNSETS
-from omzconv.errors import ConversionError, GraphError, UsageError
+from omzconv.errors import ConversionError, UsageError
 from omzconv.fileutil import atomic_dir, file_digest, write_json_atomic
+from omzconv.freeze import check_frozen_graph
 from omzconv.ovcompat import stable_names
 from omzconv.registry import Model, PrecisionTolerance
 from omzconv.runners import IRInput, OVRunner, probabilities
-from omzconv.selfcheck import check_images, graph_nodes, reference_outputs
+from omzconv.selfcheck import check_images, reference_outputs
 from omzconv.workspace import SIDECAR, current_sidecar, ir_files, ir_size
 
 PRECISIONS = ("FP32", "FP16")
-VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp", "ReadVariableOp"}
 
 
 @dataclass(frozen=True)
@@ -137,20 +137,6 @@ def convert(
     return ConvertResult(model.name, precision, xml_path, False, seconds, ir_size(xml_path), result)
 
 
-def check_frozen_graph(model: Model, pb_path: Path, outputs: Sequence[str]) -> None:
-    """Raise GraphError unless `pb_path` is a frozen graph holding the model's input and `outputs`."""
-    ops = graph_nodes(pb_path)
-    variables = sorted(name for name, op in ops.items() if op in VARIABLE_OPS)
-    if variables:
-        raise GraphError(f"{pb_path} is not frozen: it still has {len(variables)} variables "
-                         f"(e.g. {variables[0]}); run `omzconv freeze` on the checkpoint")
-    for name in (model.input.name, *outputs):
-        if name not in ops:
-            close = difflib.get_close_matches(name, list(ops), n=3, cutoff=0.6)
-            hint = f"; names that look close: {', '.join(close)}" if close else ""
-            raise GraphError(f"node {name!r} is not in {pb_path.name}{hint}")
-
-
 def build_ov_model(model: Model, pb_path: Path, outputs: Sequence[str], ir_input: IRInput) -> Any:
     """convert_model + PrePostProcessor; tensor names as the seed docs give them."""
     from omzconv.ovcompat import import_openvino
@@ -178,7 +164,8 @@ def build_ov_model(model: Model, pb_path: Path, outputs: Sequence[str], ir_input
     if ir_input.color != pre.color:
         steps.convert_color(getattr(ColorFormat, pre.color))
     steps.mean(pre.mean[0] if len(pre.mean) == 1 else list(pre.mean))
-    steps.scale(pre.scale[0] if len(pre.scale) == 1 else list(pre.scale))
+    if pre.scale != (1.0,):
+        steps.scale(pre.scale[0] if len(pre.scale) == 1 else list(pre.scale))
     ov_model = ppp.build()
 
     ci = model.converted_input
@@ -218,7 +205,9 @@ def set_model_info(ov_model: Any, model: Model, ir_input: IRInput, recipe: dict)
         "input_layout": ir_input.layout,
         "input_color": ir_input.color,
         "input_element_type": ir_input.element_type,
+        "preprocessing": model.preprocessing.recipe,
         "central_fraction": str(model.preprocessing.central_fraction),
+        **({"resize_side": str(model.preprocessing.resize_side)} if model.preprocessing.resize_side else {}),
         "folded_mean": " ".join(map(str, model.preprocessing.mean)),
         "folded_scale": " ".join(map(str, model.preprocessing.scale)),
     }

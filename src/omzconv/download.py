@@ -33,7 +33,7 @@ import requests
 import urllib3
 
 from omzconv.errors import ArchiveError, DownloadError, IntegrityError
-from omzconv.fileutil import file_digest
+from omzconv.fileutil import file_digest, write_bytes_atomic
 from omzconv.registry import FileSpec
 
 #: ``progress(done_bytes, total_bytes)``; total is None when neither the server nor models.yaml
@@ -43,6 +43,7 @@ Progress = Callable[[int, Optional[int]], None]
 
 CHUNK_SIZE = 1 << 20
 PART_SUFFIX = ".part"
+RECORDED_SUFFIX = ".sha256"  # beside a download whose hash is not published
 MARKER = ".omzconv-extracted"
 OFFLINE_HINT = "no network? run offline with --synthetic-weights"
 
@@ -141,14 +142,44 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
 # --- verification --------------------------------------------------------------------------------
 
 
+def recorded_digest_path(final_path: Path) -> Path:
+    """Where the sha256 of a download whose hash is not published is recorded (beside it)."""
+    return final_path.with_name(final_path.name + RECORDED_SUFFIX)
+
+
+def recorded_digest(final_path: Path) -> str | None:
+    """``sha256:<hex>`` recorded when `final_path` was downloaded, if its hash is not published."""
+    try:
+        return recorded_digest_path(final_path).read_text(encoding="utf-8").split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def record_digest(final_path: Path, content: Path | None = None) -> str:
+    """Hash `content` (default `final_path`) with sha256 and record it beside `final_path`;
+    return ``sha256:<hex>``."""
+    digest = "sha256:" + file_digest(content or final_path, "sha256")
+    note = f"{digest}  computed by omzconv at download: no hash was published for this file\n"
+    write_bytes_atomic(recorded_digest_path(final_path), note.encode())
+    return digest
+
+
 def _mismatch(path: Path, spec: FileSpec) -> tuple[str, str, str] | None:
-    """(what, expected, got) for the first check ``path`` fails, size before hash; None if it verifies."""
+    """(what, expected, got) for the first check ``path`` fails, size before hash; None if it verifies.
+
+    Without a published hash, a file is checked against the sha256 recorded when it was
+    downloaded (if any): the size, when published, is all a fresh download can be checked against.
+    """
     size = path.stat().st_size
     if spec.size is not None and size != spec.size:
         return "size", f"{spec.size} bytes", f"{size} bytes"
-    got = file_digest(path, spec.digest.algorithm)
-    if got != spec.digest.hexdigest.lower():
-        return "hash", str(spec.digest), f"{spec.digest.algorithm}:{got}"
+    expected = str(spec.digest) if spec.digest is not None else recorded_digest(path)
+    if expected is None:
+        return None
+    algorithm = expected.partition(":")[0]
+    got = f"{algorithm}:{file_digest(path, algorithm)}"
+    if got != expected.lower():
+        return "hash", expected, got
     return None
 
 
@@ -208,7 +239,7 @@ def fetch(
     _mkdir(final.parent)
     if action.kind == "finish":
         if _mismatch(part, spec) is None:
-            return _publish(part, final)
+            return _publish(part, final, spec)
         _unlink(part)  # complete but bad, left by an interrupted run: download again
     elif action.kind == "fetch":
         _unlink(part)
@@ -228,7 +259,7 @@ def fetch(
             except IntegrityError as exc:
                 _unlink(part)
                 raise IntegrityError(f"{exc}; the bad file was deleted, run again to retry") from None
-            return _publish(part, final)
+            return _publish(part, final, spec)
     finally:
         if owned:
             session.close()
@@ -249,7 +280,8 @@ def dry_run_plan(spec: FileSpec, dest_dir: Path) -> str:
     if action.kind == "resume":
         return f"{spec.name}: resume {part} from {_human(action.offset)} of {size} from {source}"
     note = f" ({action.reason})" if action.reason else ""
-    return f"{spec.name}: fetch {size} from {source}{note}"
+    unverified = "; no hash is published: its sha256 will be recorded" if spec.digest is None else ""
+    return f"{spec.name}: fetch {size} from {source}{note}{unverified}"
 
 
 def _download(
@@ -418,7 +450,10 @@ def _all_failed(spec: FileSpec, failures: list[tuple[str, _Failure]]) -> str:
     return f"{spec.name}: download failed: {tried}{hint}"
 
 
-def _publish(part: Path, final: Path) -> Path:
+def _publish(part: Path, final: Path, spec: FileSpec) -> Path:
+    """Move the verified `part` into place; without a published hash, record the one it has."""
+    if spec.digest is None:
+        record_digest(final, part)  # before the move: a file in place always has its record
     try:
         os.replace(part, final)
     except OSError as exc:

@@ -4,6 +4,11 @@
 variables from a V1 single-file or V2 (.index/.data) checkpoint, turns them into constants and
 writes `<name>.frozen.pb` with deterministic bytes, atomically, plus a `<name>.frozen.json`
 sidecar recording what it was frozen from. An up-to-date graph is not frozen again.
+
+`adopt()` is the same stage for a model whose authors ship the frozen graph (`source:
+frozen_graph` in models.yaml): it checks their graph (no variables left, the declared input and
+outputs exist with the declared shapes), records the self-check reference from it and puts its
+bytes, unchanged, at the frozen path, with the same sidecar.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from omzconv.selfcheck import check_images, record_reference
 MAX_NAMED = 20  # variables named in a mismatch error before "… and N more"
 # Footer of the sorted-string table a V1 checkpoint and a V2 .index file both are (LevelDB's magic).
 TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
+VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp", "ReadVariableOp"}
+AUTHORS = "authors"  # network_source of a frozen graph the model's authors ship
 Builder = Callable[..., tuple[Any, dict[str, Any]]]  # build(images, num_classes=, is_training=)
 
 
@@ -103,14 +110,15 @@ def checkpoint_digest(path: Path) -> str:
     return "sha256:" + file_digest(files)
 
 
-def is_up_to_date(pb_path: Path, checkpoint_sha: str, outputs: Sequence[str], weights: str,
+def is_up_to_date(pb_path: Path, source_sha: str, outputs: Sequence[str], weights: str,
                   network_source: str) -> bool:
-    """True when the frozen graph exists, is intact, and came from the same inputs and version."""
+    """True when the frozen graph exists, is intact, and came from the same inputs and version
+    (`source_sha`: of the checkpoint, or of the authors' graph)."""
     meta = read_json(sidecar_path(pb_path))
     if not meta or not pb_path.is_file():
         return False
     return (
-        meta.get("checkpoint_sha256") == checkpoint_sha
+        meta.get("source_sha256") == source_sha
         and meta.get("outputs") == list(outputs)
         and meta.get("omzconv_version") == __version__
         and meta.get("weights") == weights
@@ -160,6 +168,8 @@ def freeze(
         "network": model.network,
         "network_source": network_source,
         "weights": weights,
+        "source": "checkpoint",
+        "source_sha256": checkpoint_sha,
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": checkpoint_sha,
         "outputs": list(outputs),
@@ -174,6 +184,97 @@ def freeze(
     return FreezeResult(model.name, pb_path, outputs, False, weights, seconds, len(data), len(graph_def.node))
 
 
+def adopt(
+    model: Model,
+    graph_path: Path,
+    pb_path: Path,
+    outputs: Sequence[str] | None = None,
+    *,
+    weights: str = "official",
+    force: bool = False,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> FreezeResult:
+    """Check the authors' frozen graph at `graph_path` and put it at `pb_path` (bytes unchanged)
+    with its sidecar and self-check reference; skip if up to date (unless `force`)."""
+    outputs = tuple(outputs or (o.name for o in model.default_outputs))
+    on_stage("hashing frozen graph")
+    source_sha = "sha256:" + file_digest(graph_path)
+    if not force and is_up_to_date(pb_path, source_sha, outputs, weights, AUTHORS):
+        meta = read_json(sidecar_path(pb_path))
+        return FreezeResult(model.name, pb_path, outputs, True, meta["weights"], 0.0,
+                            pb_path.stat().st_size, int(meta.get("nodes", 0)))
+    started = time.perf_counter()
+    on_stage("checking the authors' frozen graph")
+    nodes = check_frozen_graph(model, graph_path, outputs)
+    check_graph_shapes(model, graph_path, outputs)
+    on_stage("writing")
+    data = Path(graph_path).read_bytes()
+    write_bytes_atomic(pb_path, data)
+    on_stage("recording the self-check reference")
+    record_reference(model, pb_path, source_sha, outputs)
+    seconds = time.perf_counter() - started
+    from omzconv.tfcompat import import_tf
+
+    write_json_atomic(sidecar_path(pb_path), {
+        "model": model.name,
+        "network": model.network,
+        "network_source": AUTHORS,
+        "weights": weights,
+        "source": "frozen_graph",
+        "source_sha256": source_sha,
+        "frozen_graph": str(graph_path),
+        "outputs": list(outputs),
+        "input": asdict(model.input),
+        "sha256": source_sha,
+        "size": len(data),
+        "nodes": len(nodes),
+        "omzconv_version": __version__,
+        "tensorflow_version": import_tf().__version__,
+        "seconds": {"total": round(seconds, 3)},
+    })
+    return FreezeResult(model.name, pb_path, outputs, False, weights, seconds, len(data), len(nodes))
+
+
+def check_frozen_graph(model: Model, pb_path: Path, outputs: Sequence[str]) -> dict[str, str]:
+    """Raise GraphError unless `pb_path` is a frozen graph (no variables) holding the model's input
+    and `outputs`; return its node name → op type (no TensorFlow needed)."""
+    from omzconv.selfcheck import graph_nodes
+
+    ops = graph_nodes(pb_path)
+    variables = sorted(name for name, op in ops.items() if op in VARIABLE_OPS)
+    if variables:
+        raise GraphError(f"{pb_path} is not frozen: it still has {len(variables)} variables "
+                         f"(e.g. {variables[0]}); run `omzconv freeze` on the checkpoint")
+    for name in (model.input.name, *outputs):
+        if name not in ops:
+            close = difflib.get_close_matches(name, list(ops), n=3, cutoff=0.6)
+            hint = f"; names that look close: {', '.join(close)}" if close else ""
+            raise GraphError(f"node {name!r} is not in {Path(pb_path).name}{hint}")
+    return ops
+
+
+def check_graph_shapes(model: Model, pb_path: Path, outputs: Sequence[str]) -> None:
+    """Raise GraphError unless the graph's input takes the model's [N, S, S, 3] (any batch) and
+    every output is [N, num_classes]."""
+    from omzconv.tfcompat import import_tf
+
+    tf = import_tf()
+    graph_def = tf.GraphDef()
+    graph_def.ParseFromString(Path(pb_path).read_bytes())
+    with tf.Graph().as_default() as graph:
+        tf.import_graph_def(graph_def, name="")
+        declared = [None, *model.input.shape[1:]]
+        got = graph.get_tensor_by_name(f"{model.input.name}:0").shape
+        if got.rank != 4 or not got.is_compatible_with(declared):
+            raise GraphError(f"{Path(pb_path).name}: input {model.input.name!r} has shape {got}, "
+                             f"the model declares {model.input.shape}")
+        for name in outputs:
+            shape = graph.get_tensor_by_name(f"{name}:0").shape
+            if shape.rank != 2 or not shape.is_compatible_with([None, model.num_classes]):
+                raise GraphError(f"{Path(pb_path).name}: output {name!r} has shape {shape}, "
+                                 f"expected [N, {model.num_classes}]")
+
+
 def build_inference_graph(model: Model, graph: Any, batch: int | None = None,
                           network: Builder | None = None) -> tuple[Any, dict[str, Any]]:
     """Build `model`'s network in inference mode into `graph`; return (input placeholder, end points)."""
@@ -186,9 +287,17 @@ def build_inference_graph(model: Model, graph: Any, batch: int | None = None,
         shape[0] = batch
     with graph.as_default():
         images = tf.placeholder(tf.float32, shape, name=model.input.name)
-        build = network or get_network(model.network)
-        _, end_points = build(images, num_classes=model.num_classes, is_training=False)
+        if network is not None:
+            _, end_points = network(images, num_classes=model.num_classes, is_training=False)
+        else:
+            _, end_points = get_network(model.network)(images, num_classes=model.num_classes, is_training=False,
+                                                       **dict(model.network_params))
     return images, end_points
+
+
+def frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str]) -> Any:
+    """The GraphDef of `model` frozen from `checkpoint` to `outputs` (omzconv's builder)."""
+    return _frozen_graph_def(model, checkpoint, outputs, None, lambda stage: None, {})[0]
 
 
 def _frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str], network: Builder | None,

@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from omzconv.download import extract_archive, fetch
-from omzconv.errors import GraphError
+from omzconv.errors import CheckpointError, GraphError
 from omzconv.fileutil import artefact_lock, read_json
-from omzconv.freeze import FreezeResult, freeze, sidecar_path
+from omzconv.freeze import FreezeResult, adopt, freeze, sidecar_path
 from omzconv.registry import Model, Registry
 from omzconv.workspace import Workspace, ir_variant
 
@@ -34,8 +34,9 @@ def weights_kind(workspace: Workspace, checkpoint: Path | None) -> str:
 
 def obtain_checkpoint(model: Model, workspace: Workspace, progress: Progress | None = None,
                       on_stage: Stage = _quiet) -> Path:
-    """The model's checkpoint file, downloaded (or, for a synthetic workspace, generated) and
-    extracted if it is not there yet."""
+    """What the model starts from — its checkpoint, or the authors' frozen graph for
+    `source: frozen_graph` — downloaded (or, for a synthetic workspace, generated) and extracted
+    if it is not there yet."""
     archive = workspace.archive_path(model)
     with artefact_lock(archive):
         if workspace.synthetic:
@@ -50,8 +51,8 @@ def obtain_checkpoint(model: Model, workspace: Workspace, progress: Progress | N
             on_stage("downloading")
             fetch(model.files[0], workspace.download_dir(model), progress=progress)
         on_stage("extracting")
-        extract_archive(archive, workspace.checkpoint_dir(model), expect=model.checkpoint)
-    return workspace.checkpoint_path(model)
+        extract_archive(archive, workspace.checkpoint_dir(model), expect=model.source_member)
+    return workspace.source_path(model)
 
 
 def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] | None = None,
@@ -59,8 +60,21 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
                   progress: Progress | None = None, on_stage: Stage = _quiet) -> FreezeResult:
     """Freeze the model (obtaining its checkpoint first unless one is given); skip if up to date.
 
-    With `slim_dir`, the network comes from that upstream research/slim checkout.
+    A model whose authors ship a frozen graph (`source: frozen_graph`) has it checked and adopted
+    instead, unless a checkpoint is given or `slim_dir` asks for a rebuild (from the checkpoint its
+    archive holds). With `slim_dir`, the network comes from that upstream research/slim checkout.
     """
+    weights = weights_kind(workspace, checkpoint)
+    if model.source == "frozen_graph" and checkpoint is None:
+        graph = obtain_checkpoint(model, workspace, progress, on_stage)
+        if slim_dir is None:
+            with artefact_lock(workspace.frozen_path(model)):
+                return adopt(model, graph, workspace.frozen_path(model), outputs, weights=weights, force=force,
+                             on_stage=on_stage)
+        if not model.checkpoint:
+            raise CheckpointError(f"{model.name} ships only a frozen graph, nothing to rebuild with --slim-dir; "
+                                  "give a checkpoint with --checkpoint")
+        checkpoint = workspace.checkpoint_path(model)
     source = checkpoint or obtain_checkpoint(model, workspace, progress, on_stage)
     network, network_source = None, "omzconv"
     if slim_dir is not None:
@@ -69,8 +83,8 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
         network, network_source = slim_network(slim_dir, model), f"slim:{Path(slim_dir).resolve()}"
     with artefact_lock(workspace.frozen_path(model)):
         return freeze(model, source, workspace.frozen_path(model), outputs,
-                      weights=weights_kind(workspace, checkpoint), network=network,
-                      network_source=network_source, force=force, on_stage=on_stage)
+                      weights=weights, network=network, network_source=network_source, force=force,
+                      on_stage=on_stage)
 
 
 def frozen_outputs(model: Model, workspace: Workspace) -> tuple[str, ...]:

@@ -1,9 +1,17 @@
-"""TF-Slim evaluation preprocessing, implemented once in NumPy and Pillow.
+"""TF-Slim evaluation preprocessing, implemented once in NumPy and Pillow: both recipes.
 
-The reference (``research/slim/preprocessing/inception_preprocessing.py``,
-``preprocess_for_eval``) is: decode JPEG -> float in [0, 1] -> ``tf.image.central_crop``
-keeping ``central_fraction`` of height and width -> TF1 ``resize_bilinear``
-(``align_corners=False``, no half-pixel centres) -> ``(x - 0.5) * 2``, RGB order.
+``prepare(path, preprocessing)`` is the one entry point; models.yaml picks the recipe.
+
+inception (``research/slim/preprocessing/inception_preprocessing.py``, ``preprocess_for_eval``):
+decode JPEG -> float in [0, 1] -> ``tf.image.central_crop`` keeping ``central_fraction`` of
+height and width -> TF1 ``resize_bilinear`` (``align_corners=False``, no half-pixel centres)
+-> ``(x - 0.5) * 2``, RGB order (``prepare_image``).
+
+vgg (``research/slim/preprocessing/vgg_preprocessing.py``, ``preprocess_for_eval``): decode JPEG
+(uint8) -> aspect-preserving TF1 ``resize_bilinear`` so the shorter side is ``resize_side``, the
+new size computed in float32 and truncated (``_smallest_size_at_least``) -> central crop with
+offsets ``(new - size) // 2`` -> subtract the RGB means 123.68/116.78/103.94, no scaling
+(``prepare_image_vgg``).
 
 Here every step up to the resize works in 0..255 pixel units. Crop and resize are linear, so
 this equals TF-Slim's [0, 1] pipeline times 255 (up to float32 rounding). The last step is
@@ -140,6 +148,39 @@ def prepare_image(path: ImageSource, central_fraction: float, size: int | Sequen
     """
     h, w = _size_hw(size)
     return resize_bilinear_tf1(central_crop(decode_image(path), central_fraction), h, w)
+
+
+def smallest_side_size(height: int, width: int, smallest_side: int) -> tuple[int, int]:
+    """(new_height, new_width) with the shorter side `smallest_side`, exactly as research/slim's
+    ``_smallest_size_at_least`` computes it: float32 arithmetic, truncated to int32 (so a side can
+    land one pixel short, e.g. 255 instead of 256)."""
+    h, w, side = np.float32(height), np.float32(width), np.float32(smallest_side)
+    scale = side / w if h > w else side / h
+    return int(h * scale), int(w * scale)
+
+
+def prepare_image_vgg(path: ImageSource, resize_side: int, size: int | Sequence[int]) -> np.ndarray:
+    """The VGG recipe up to the mean subtraction: float32 H x W x 3 RGB in 0..255 pixel units."""
+    h, w = _size_hw(size)
+    image = decode_image(path)
+    new_h, new_w = smallest_side_size(image.shape[0], image.shape[1], resize_side)
+    if new_h < h or new_w < w:
+        raise ImageDecodeError(f"{path if not isinstance(path, bytes) else '<image bytes>'}: resized to "
+                               f"{new_h} x {new_w}, smaller than the {h} x {w} crop")
+    resized = resize_bilinear_tf1(image, new_h, new_w)
+    top, left = (new_h - h) // 2, (new_w - w) // 2
+    return np.ascontiguousarray(resized[top : top + h, left : left + w])
+
+
+def prepare(path: ImageSource, preprocessing) -> np.ndarray:
+    """Decode, crop and resize one image by the model's recipe (a registry ``Preprocessing``):
+    float32 size x size x 3 RGB in 0..255 pixel units. The mean and scale are the runtime's step
+    (``to_nhwc_normalized`` for TensorFlow; the IR's PrePostProcessor for OpenVINO)."""
+    if preprocessing.recipe == "vgg":
+        return prepare_image_vgg(path, preprocessing.resize_side, preprocessing.size)
+    if preprocessing.recipe == "inception":
+        return prepare_image(path, preprocessing.central_fraction, preprocessing.size)
+    raise ValueError(f"unknown preprocessing recipe {preprocessing.recipe!r}")
 
 
 def _per_channel(value: MeanScale, what: str) -> np.ndarray:

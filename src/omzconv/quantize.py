@@ -8,7 +8,7 @@ The calibration rule, defined once here and recorded in every INT8 IR:
 Accuracy control (`max_drop`) validates on a class-balanced subset of the evaluation records, and
 the quick agreement check on another; `omzconv verify` must evaluate an INT8 IR only on records
 whose key (`record_key`, the image's file name) is not in the IR's sidecar list
-(`evaluation_records`). Images are prepared exactly as verify prepares them: `prepare_image`, then
+(`evaluation_records`). Images are prepared exactly as verify prepares them: `prepare`, then
 the FP32 IR's own input convention (`IRInput.lay_out`).
 
 NNCF sends usage telemetry through `openvino_telemetry` when it can import it; `import_nncf()`
@@ -322,13 +322,11 @@ def quantize(
     if not force and (meta := current_sidecar(int8_xml, recipe)):
         return _result_from_sidecar(model, int8_xml, meta)
 
-    import numpy as np
-
     started = time.perf_counter()
     on_stage("loading NNCF")
     nncf = import_nncf()
     from omzconv.ovcompat import import_openvino
-    from omzconv.preprocess import prepare_image
+    from omzconv.preprocess import prepare
     from omzconv.runners import ir_input_of
 
     ov = import_openvino()
@@ -337,7 +335,7 @@ def quantize(
     pre = model.preprocessing
 
     def transform(record: Record) -> np.ndarray:
-        return ir_input.lay_out(prepare_image(record.path, pre.central_fraction, pre.size))
+        return ir_input.lay_out(prepare(record.path, pre))
 
     stage, total, prepared = f"calibrating on {len(split.calibration)} images", len(split.calibration), [0]
 
@@ -442,7 +440,7 @@ def _quantize_with_accuracy_control(nncf: Any, model: Model, fp32: Any, calibrat
 
 def agreement_check(model: Model, fp32_xml: Path, int8_xml: Path, records: Sequence[Record]) -> AgreementCheck:
     """Share of `records` whose top-1 class is the same in the INT8 and the FP32 IR."""
-    from omzconv.preprocess import prepare_image
+    from omzconv.preprocess import prepare
     from omzconv.runners import OVRunner
 
     outputs = [model.default_outputs[0].name]
@@ -450,7 +448,7 @@ def agreement_check(model: Model, fp32_xml: Path, int8_xml: Path, records: Seque
     pre = model.preprocessing
     same = 0
     for record in records:
-        image = prepare_image(record.path, pre.central_fraction, pre.size)[None]
+        image = prepare(record.path, pre)[None]
         same += int(_top1_index(model, fp32.run(image))[0] == _top1_index(model, int8.run(image))[0])
     return AgreementCheck(len(records), CHECK_SEED, same / len(records) if records else 0.0)
 

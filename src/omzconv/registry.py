@@ -34,11 +34,16 @@ class Digest:
         return f"{self.algorithm}:{self.hexdigest}"
 
 
+UNPUBLISHED = "unpublished"  # models.yaml's word for a size or hash nobody published
+SOURCES = ("checkpoint", "frozen_graph")
+RECIPES = ("inception", "vgg")
+
+
 @dataclass(frozen=True)
 class FileSpec:
     name: str
-    size: int | None
-    digest: Digest
+    size: int | None  # None: not published
+    digest: Digest | None  # None: not published (download records the sha256 it computed)
     urls: tuple[str, ...]
 
 
@@ -51,13 +56,21 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How raw RGB pixels become the network's input: crop, resize, then (x - mean) / scale."""
+    """How raw RGB pixels become the network's input: crop and resize by `recipe`, then
+    (x - mean) / scale.
+
+    recipe "inception": central crop keeping `central_fraction`, bilinear resize to size x size.
+    recipe "vgg": aspect-preserving bilinear resize so the shorter side is `resize_side`, then a
+    central size x size crop (`central_fraction` is 1.0, unused).
+    """
 
     color: str
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     central_fraction: float
     size: int
+    recipe: str = "inception"
+    resize_side: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,7 @@ class Reference:
 @dataclass(frozen=True)
 class Model:
     name: str
-    alias: str
+    alias: str  # the Open Model Zoo name, "" if it has none
     description: str
     task: str
     framework: str
@@ -97,7 +110,7 @@ class Model:
     gflops: float
     mparams: float
     files: tuple[FileSpec, ...]
-    checkpoint: str
+    checkpoint: str  # the checkpoint in the archive ("" if it ships none)
     network: str
     num_classes: int
     label_offset: int
@@ -106,6 +119,20 @@ class Model:
     outputs: tuple[OutputSpec, ...]
     converted_input: ConvertedInput
     references: tuple[Reference, ...]
+    source: str = "checkpoint"  # what omzconv converts: the checkpoint, or the authors' frozen graph
+    frozen_graph: str = ""  # the authors' frozen graph in the archive (source: frozen_graph)
+    network_params: tuple[tuple[str, Any], ...] = ()  # extra keyword arguments of the builder
+    tags: tuple[str, ...] = ()
+
+    @property
+    def source_member(self) -> str:
+        """The archive member the pipeline starts from."""
+        return self.frozen_graph if self.source == "frozen_graph" else self.checkpoint
+
+    @property
+    def size(self) -> int:
+        """Input height (= width) in pixels."""
+        return self.input.shape[1]
 
     @property
     def default_outputs(self) -> tuple[OutputSpec, ...]:
@@ -154,20 +181,32 @@ class Registry:
 
     def model(self, name: str) -> Model:
         for model in self.models:
-            if name in (model.name, model.alias):
+            if name in (model.name, model.alias) and name:
                 return model
-        known = ", ".join(f"{m.name} ({m.alias})" for m in self.models)
-        raise UnknownModelError(f"unknown model {name!r}; known models: {known}")
+        keys = [k for m in self.models for k in (m.name, m.alias) if k]
+        close = difflib.get_close_matches(name, keys, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise UnknownModelError(f"unknown model {name!r}; {hint}`omzconv list` shows all {len(self.models)}")
 
-    def select(self, names: Iterable[str], all_models: bool) -> tuple[Model, ...]:
-        """Models named (by name or alias, duplicates dropped), or every model with `all_models`."""
-        names = tuple(names)
-        if all_models and names:
-            raise UsageError("give model names or --all, not both")
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(sorted({t for m in self.models for t in m.tags}))
+
+    def select(self, names: Iterable[str], all_models: bool, tags: Iterable[str] = ()) -> tuple[Model, ...]:
+        """Models named (by name or alias, duplicates dropped), or every model with `all_models`,
+        or every model carrying one of `tags` (with or without `all_models`), in registry order."""
+        names, tags = tuple(names), tuple(tags)
+        if (all_models or tags) and names:
+            raise UsageError("give model names, or --all / --tag, not both")
+        unknown = [t for t in tags if t not in self.tags]
+        if unknown:
+            raise UnknownModelError(f"unknown tag {unknown[0]!r}; known tags: {', '.join(self.tags)}")
+        if tags:
+            return tuple(m for m in self.models if set(m.tags) & set(tags))
         if all_models:
             return self.models
         if not names:
-            raise UsageError("no model given; name one (see `omzconv list`) or pass --all")
+            raise UsageError("no model given; name one (see `omzconv list`), or pass --all or --tag")
         picked = [self.model(n) for n in names]
         return tuple(dict.fromkeys(picked))
 
@@ -333,38 +372,72 @@ def _url(node: _Node) -> str:
 
 def _file_spec(node: _Node) -> FileSpec:
     f = node.mapping(["name", "hash", "urls"], ["size"])
+    size = f["size"] if "size" in f else None
     return FileSpec(
         name=_relative_path(f["name"]),
-        size=f["size"].integer() if "size" in f else None,
-        digest=_digest(f["hash"]),
+        size=None if size is None or size.value == UNPUBLISHED else size.integer(),
+        digest=None if f["hash"].value == UNPUBLISHED else _digest(f["hash"]),
         urls=tuple(_url(u) for u in f["urls"].sequence()),
     )
 
 
 def _preprocessing(node: _Node) -> Preprocessing:
-    p = node.mapping(["color", "mean", "scale", "central_fraction", "size"])
-    fraction = p["central_fraction"].number()
-    if fraction > 1:
-        raise p["central_fraction"].error(f"expected a fraction in (0, 1], got {fraction}")
+    recipe = node.value.get("recipe", "inception") if isinstance(node.value, dict) else "inception"
+    shape_keys = ["central_fraction"] if recipe == "inception" else ["resize_side"]
+    p = node.mapping(["color", "mean", "scale", "size", *shape_keys], ["recipe"])
+    recipe = p["recipe"].string(RECIPES) if "recipe" in p else "inception"
+    fraction, resize_side = 1.0, None
+    size = p["size"].integer(minimum=1)
+    if recipe == "inception":
+        fraction = p["central_fraction"].number()
+        if fraction > 1:
+            raise p["central_fraction"].error(f"expected a fraction in (0, 1], got {fraction}")
+    else:
+        resize_side = p["resize_side"].integer(minimum=1)
+        if resize_side < size:
+            raise p["resize_side"].error(f"expected at least size ({size}), got {resize_side}")
     return Preprocessing(
         color=p["color"].string(("RGB", "BGR")),
         mean=p["mean"].numbers(),
         scale=p["scale"].numbers(),
         central_fraction=fraction,
-        size=p["size"].integer(minimum=1),
+        size=size,
+        recipe=recipe,
+        resize_side=resize_side,
     )
 
 
 def _model(name: str, node: _Node) -> Model:
     m = node.mapping(
-        ["alias", "description", "task", "framework", "license", "files", "checkpoint", "network",
+        ["description", "task", "framework", "license", "files", "network",
          "num_classes", "input", "preprocessing", "outputs", "converted"],
-        ["license_url", "gflops", "mparams", "label_offset", "references"],
+        ["alias", "license_url", "gflops", "mparams", "label_offset", "references", "source", "checkpoint",
+         "frozen_graph", "network_params", "tags"],
     )
+    source = m["source"].string(SOURCES) if "source" in m else "checkpoint"
+    needed = "frozen_graph" if source == "frozen_graph" else "checkpoint"
+    if needed not in m:
+        raise node.error(f"missing key {needed!r} (source: {source} names the archive member to start from)")
     i = m["input"].mapping(["name", "shape", "layout"])
     shape = tuple(n.integer(minimum=1) for n in i["shape"].sequence())
     if len(shape) != 4:
         raise i["shape"].error(f"expected 4 dimensions, got {len(shape)}")
+    if shape[1] != shape[2] or shape[3] != 3:
+        raise i["shape"].error(f"expected [N, S, S, 3], got {list(shape)}")
+    preprocessing = _preprocessing(m["preprocessing"])
+    if preprocessing.size != shape[1]:
+        raise m["preprocessing"].child("size", preprocessing.size).error(
+            f"expected the input's size {shape[1]}, got {preprocessing.size}")
+    params = m["network_params"] if "network_params" in m else None
+    if params is not None and not isinstance(params.value, dict):
+        raise params.error(f"expected a mapping, got {_describe(params.value)}")
+    for key, value in (params.value.items() if params is not None else ()):
+        if not isinstance(value, (int, float, str, bool)):
+            raise params.child(str(key), value).error(f"expected a number, string or boolean, got {_describe(value)}")
+    tags = tuple(t.string() for t in m["tags"].sequence(allow_empty=True)) if "tags" in m else ()
+    for index, tag in enumerate(tags):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", tag):
+            raise m["tags"].child(index, tag).error(f"expected a lower-case word, got {tag!r}")
     outputs = tuple(_output(o) for o in m["outputs"].sequence())
     if not any(o.default for o in outputs):
         raise m["outputs"].error("expected at least one output with default: true")
@@ -375,7 +448,7 @@ def _model(name: str, node: _Node) -> Model:
     )
     return Model(
         name=name,
-        alias=m["alias"].string(),
+        alias=m["alias"].string() if "alias" in m else "",
         description=" ".join(m["description"].string().split()),
         task=m["task"].string(("classification",)),
         framework=m["framework"].string(("tf",)),
@@ -384,12 +457,12 @@ def _model(name: str, node: _Node) -> Model:
         gflops=m["gflops"].number() if "gflops" in m else 0.0,
         mparams=m["mparams"].number() if "mparams" in m else 0.0,
         files=tuple(_file_spec(f) for f in m["files"].sequence()),
-        checkpoint=_relative_path(m["checkpoint"]),
+        checkpoint=_relative_path(m["checkpoint"]) if "checkpoint" in m else "",
         network=m["network"].string(),
         num_classes=m["num_classes"].integer(minimum=2),
         label_offset=m["label_offset"].integer() if "label_offset" in m else 0,
         input=InputSpec(i["name"].string(), shape, i["layout"].string(("NHWC",))),
-        preprocessing=_preprocessing(m["preprocessing"]),
+        preprocessing=preprocessing,
         outputs=outputs,
         converted_input=ConvertedInput(
             name=ci["name"].string(),
@@ -399,6 +472,10 @@ def _model(name: str, node: _Node) -> Model:
             element_type=ci["element_type"].string(("f32", "u8")),
         ),
         references=references,
+        source=source,
+        frozen_graph=_relative_path(m["frozen_graph"]) if "frozen_graph" in m else "",
+        network_params=tuple((str(k), v) for k, v in params.value.items()) if params is not None else (),
+        tags=tags,
     )
 
 
@@ -461,7 +538,7 @@ def _parse_registry(root: _Node, path: Path) -> Registry:
     models = tuple(_model(name, node) for name, node in top["models"].items())
     seen: dict[str, str] = {}
     for model in models:
-        for key in (model.name, model.alias):
+        for key in filter(None, (model.name, model.alias)):
             if key in seen:
                 raise root.error(f"{model.name}: name or alias {key!r} is already used by {seen[key]}")
             seen[key] = model.name

@@ -56,9 +56,12 @@ HEAD_BATCH = 16
 LOGIT_STD = 3.0  # per-class std of the calibrated logits
 BETA = 1.0
 GZIP_LEVEL = 1  # float noise barely compresses; level 9 would triple the archiving time
-_BN_SEED, _HEAD_SEED = 1, 2  # image streams derived from the seed, kept apart from each other
-STAGES = ("building graph", "initializing weights", "calibrating BatchNorm", "calibrating classifiers",
-          "writing checkpoint", "archiving")  # what on_stage reports, in order
+LSUV_IMAGES = 16  # images on which each layer of a network without BatchNorm gets unit variance
+LINEAR_OPS = ("Conv2D", "MatMul", "DepthwiseConv2dNative")
+_BN_SEED, _HEAD_SEED, _LSUV_SEED = 1, 2, 3  # image streams derived from the seed, kept apart
+STAGES = ("building graph", "initializing weights", "calibrating BatchNorm", "scaling layers to unit variance",
+          "calibrating classifiers", "writing checkpoint", "freezing the synthetic checkpoint",
+          "archiving")  # what on_stage reports, in order (a model takes the ones its network needs)
 
 
 @dataclass(frozen=True)
@@ -88,34 +91,59 @@ def make_synthetic_archive(
     seed: int = 0,
     on_stage: Callable[[str], None] = lambda stage: None,
 ) -> Path:
-    """Write a synthetic stand-in for `model`'s official checkpoint archive to `archive_path`.
+    """Write a synthetic stand-in for `model`'s official archive to `archive_path`.
 
-    The archive appears only when complete (temp sibling, then rename). Returns `archive_path`.
-    The weights are synthetic and recognize nothing (see the module docstring).
+    For `source: checkpoint` the archive holds the checkpoint; for `source: frozen_graph` it holds
+    the graph frozen from a synthetic checkpoint with the authors' node names (every declared
+    output), plus that checkpoint if the official archive has one. The archive appears only when
+    complete (temp sibling, then rename). Returns `archive_path`. The weights are synthetic and
+    recognize nothing (see the module docstring).
     """
     archive_path = Path(archive_path)
     archive_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{archive_path.name}.", dir=archive_path.parent) as tmp:
-        checkpoint = Path(tmp) / model.checkpoint
+        checkpoint = Path(tmp) / (model.checkpoint or f"{model.name}.ckpt")
         write_synthetic_checkpoint(model, checkpoint, seed=seed, on_stage=on_stage)
+        members = [(checkpoint, model.checkpoint)] if model.checkpoint else []
+        if model.source == "frozen_graph":
+            from omzconv.freeze import frozen_graph_def
+
+            on_stage("freezing the synthetic checkpoint")
+            graph = Path(tmp) / model.frozen_graph
+            graph_def = frozen_graph_def(model, checkpoint, [o.name for o in model.outputs])
+            graph.write_bytes(graph_def.SerializeToString(deterministic=True))
+            del graph_def
+            members = [(graph, model.frozen_graph), *members]
         on_stage("archiving")
         with atomic_path(archive_path) as part:
-            write_tar_gz(part, checkpoint, model.checkpoint)
+            write_tar_gz(part, members)
     return archive_path
 
 
-def write_tar_gz(path: Path, member: Path, arcname: str) -> None:
-    """`path` := a gzipped tar of the one file `member` at the root, with reproducible metadata."""
-    info = tarfile.TarInfo(arcname)
-    info.size = member.stat().st_size
-    info.mtime = 0
-    info.mode = 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
+def write_tar_gz(path: Path, members: list[tuple[Path, str]]) -> None:
+    """`path` := a gzipped tar of the files `members` (file, name in the archive), reproducible
+    metadata."""
     with open(path, "wb") as raw, gzip.GzipFile(
         filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0
-    ) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar, open(member, "rb") as f:
-        tar.addfile(info, f)
+    ) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for member, arcname in members:
+            info = tarfile.TarInfo(arcname)
+            info.size = member.stat().st_size
+            info.mtime = 0
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with open(member, "rb") as f:
+                tar.addfile(info, f)
+
+
+@dataclass(frozen=True, eq=False)
+class _Layer:
+    """A conv / fully-connected layer of the inference graph: its weights and what it computes."""
+
+    weights: Any  # tf.Variable
+    output: Any  # the layer's linear output (before bias and activation)
+    features: Any  # its input
 
 
 def write_synthetic_checkpoint(
@@ -128,39 +156,48 @@ def write_synthetic_checkpoint(
     """Write a synthetic single-file V1 checkpoint for `model` to `path` (see module docstring)."""
     from omzconv.nets import get_network
     from omzconv.procedural import natural_images
-    from omzconv.tfcompat import import_tf
+    from omzconv.tfcompat import import_tf, session_config
 
     tf = import_tf()
     path = Path(path)
     seconds: dict[str, float] = {}
     clock = _Clock(seconds)
-    _, height, width, _ = model.input.shape
+    size = model.size
     build = get_network(model.network)
+    params = dict(model.network_params)
 
     on_stage("building graph")
     graph = tf.Graph()
     with graph.as_default():
-        images = tf.placeholder(tf.float32, [None, height, width, 3], name=model.input.name)
-        _, end_points = build(images, num_classes=model.num_classes, is_training=False)
+        images = tf.placeholder(tf.float32, [None, size, size, 3], name=model.input.name)
+        build(images, num_classes=model.num_classes, is_training=False, **params)
         network_variables = tf.global_variables()
-        # The training-mode copy: same variables; each BatchNorm sets its moving statistics to
-        # the batch statistics (decay 0) whenever it runs.
-        calibration_images = tf.placeholder(tf.float32, [None, height, width, 3], name="calibration_input")
-        _, train_points = build(calibration_images, num_classes=model.num_classes, is_training=True,
-                                reuse=True, batch_norm_decay=0.0)
-        if len(tf.global_variables()) != len(network_variables):
-            raise RuntimeError("the training-mode copy of the network created variables of its own")
+        layers = _linear_layers(graph.get_operations(), network_variables)
+        heads = [layer for layer in layers if layer.weights.shape.as_list()[-1] == model.num_classes]
+        if not heads:
+            raise RuntimeError(f"{model.name}: no classifier layer with {model.num_classes} outputs found")
+        has_batch_norm = any(v.op.name.endswith("/moving_variance") for v in network_variables)
+        batch_norm_reach = None
+        if has_batch_norm:
+            # The training-mode copy: same variables; each BatchNorm sets its moving statistics to
+            # the batch statistics (decay 0) whenever it runs. Running the copy's moving-statistics
+            # updates reaches every BatchNorm in one run, and nothing past them (no dropout).
+            first = len(graph.get_operations())
+            calibration_images = tf.placeholder(tf.float32, [None, size, size, 3], name="calibration_input")
+            build(calibration_images, num_classes=model.num_classes, is_training=True, reuse=True,
+                  batch_norm_decay=0.0, **params)
+            if len(tf.global_variables()) != len(network_variables):
+                raise RuntimeError("the training-mode copy of the network created variables of its own")
+            updates = [op for op in graph.get_operations()[first:] if "Assign" in op.type]
+            batch_norm_reach = tf.group(*updates)
         global_step = tf.train.get_or_create_global_step()
         assigns, feeds = _assign_ops(tf, network_variables + [global_step])
-        heads = [(name, features) for name, features in (("Logits", "PreLogitsFlatten"),
-                                                         ("AuxLogits", "AuxPreLogitsFlatten"))
-                 if name in end_points]
         saver = tf.train.Saver(var_list={v.op.name: v for v in network_variables + [global_step]},
                                write_version=tf.train.SaverDef.V1, sharded=False)
     graph.finalize()
     clock.lap("build")
 
-    with _op_determinism(), tf.Session(graph=graph) as sess:
+    with _op_determinism(), tf.Session(graph=graph, config=session_config()) as sess:
         on_stage("initializing weights")
         values = {v.op.name: initial_value(v.op.name, v.shape.as_list(), seed) for v in network_variables}
         values[global_step.op.name] = np.int64(0)
@@ -168,34 +205,45 @@ def write_synthetic_checkpoint(
         del values
         clock.lap("initialize")
 
-        on_stage("calibrating BatchNorm")
-        batch = _network_input(model, natural_images(BN_IMAGES, height, _stream(seed, _BN_SEED)))
-        # Up to the last BatchNorm of each head, short of the (random) training-mode dropout.
-        reach = [train_points[name] for name in ("global_pool", "AuxPreLogitsFlatten") if name in train_points]
-        sess.run(reach, {calibration_images: batch})
-        _check_bn_calibrated(sess, network_variables)
-        clock.lap("calibrate_bn")
+        if has_batch_norm:
+            on_stage("calibrating BatchNorm")
+            batch = _network_input(model, natural_images(BN_IMAGES, size, _stream(seed, _BN_SEED)))
+            sess.run(batch_norm_reach, {calibration_images: batch})
+            _check_bn_calibrated(sess, network_variables)
+            clock.lap("calibrate_bn")
+        else:
+            on_stage("scaling layers to unit variance")
+            batch = _network_input(model, natural_images(LSUV_IMAGES, size, _stream(seed, _LSUV_SEED)))
+            for layer in layers:
+                if layer in heads:
+                    continue
+                std = float(np.std(sess.run(layer.output, {images: batch}), dtype=np.float64))
+                name = layer.weights.op.name
+                sess.run(assigns[name], {feeds[name]: sess.run(layer.weights) / np.float32(std or 1.0)})
+            clock.lap("scale_layers")
 
         on_stage("calibrating classifiers")
-        pictures = natural_images(HEAD_IMAGES, height, _stream(seed, _HEAD_SEED))
-        features: dict[str, list[np.ndarray]] = {name: [] for name, _ in heads}
+        pictures = natural_images(HEAD_IMAGES, size, _stream(seed, _HEAD_SEED))
+        features: list[list[np.ndarray]] = [[] for _ in heads]
         for start in range(0, HEAD_IMAGES, HEAD_BATCH):
             batch = _network_input(model, pictures[start : start + HEAD_BATCH])
-            out = sess.run({name: end_points[f] for name, f in heads}, {images: batch})
-            for name in features:
-                features[name].append(out[name].reshape(len(batch), -1))
+            out = sess.run([head.features for head in heads], {images: batch})
+            for collected, f in zip(features, out):
+                collected.append(f.reshape(len(batch), -1))
         by_name = {v.op.name: v for v in network_variables}
         calibrated, new_values = [], {}
-        for name, _ in heads:
-            scope = end_points[name].op.name.rsplit("/", 1)[0]
-            weights_var, biases_var = by_name[f"{scope}/weights"], by_name[f"{scope}/biases"]
+        for head, collected in zip(heads, features):
+            scope = head.weights.op.name.rsplit("/", 1)[0]
+            weights_var, biases_var = head.weights, by_name[f"{scope}/biases"]
             weights = sess.run(weights_var)
-            f = np.concatenate(features[name]).astype(np.float64)
-            new_w, new_b = calibrate_classifier(f, weights.astype(np.float64))
-            new_values[weights_var.op.name] = new_w.astype(np.float32)
+            f = np.concatenate(collected).astype(np.float64)
+            if f.shape[1] != int(np.prod(weights.shape[:-1])):
+                raise RuntimeError(f"{scope}: {f.shape[1]} features for weights of shape {list(weights.shape)}")
+            new_w, new_b = calibrate_classifier(f, weights.reshape(f.shape[1], -1).astype(np.float64))
+            new_values[weights_var.op.name] = new_w.reshape(weights.shape).astype(np.float32)
             new_values[biases_var.op.name] = new_b.astype(np.float32)
             top1 = np.argmax(f @ new_w + new_b, axis=1)
-            calibrated.append(HeadCalibration(name, scope, len(np.unique(top1)), len(f)))
+            calibrated.append(HeadCalibration(scope.rsplit("/", 1)[-1], scope, len(np.unique(top1)), len(f)))
         sess.run([assigns[n] for n in new_values], {feeds[n]: v for n, v in new_values.items()})
         clock.lap("calibrate_heads")
 
@@ -209,6 +257,23 @@ def write_synthetic_checkpoint(
     return SyntheticCheckpoint(path, seed, len(network_variables), parameters, tuple(calibrated), seconds)
 
 
+def _linear_layers(ops: list[Any], variables: list[Any]) -> list[_Layer]:
+    """Every conv / fully-connected layer of the graph in `ops`, in the order of its weights among
+    `variables` (creation order: input to output)."""
+    order = {v.op.name: i for i, v in enumerate(variables)}
+    by_name = {v.op.name: v for v in variables}
+    found: dict[str, _Layer] = {}
+    for op in ops:
+        if op.type not in LINEAR_OPS:
+            continue
+        source = op.inputs[1].op
+        while source.type in ("Identity", "ReadVariableOp") and source.inputs:  # weights/read
+            source = source.inputs[0].op
+        if source.name in by_name and source.name not in found:
+            found[source.name] = _Layer(by_name[source.name], op.outputs[0], op.inputs[0])
+    return [found[name] for name in sorted(found, key=order.__getitem__)]
+
+
 # --- pieces -------------------------------------------------------------------------------------
 
 
@@ -219,11 +284,12 @@ def initial_value(name: str, shape: list[int], seed: int) -> np.ndarray:
         return np.full(shape, BETA, np.float32)
     if leaf in ("moving_mean", "biases"):
         return np.zeros(shape, np.float32)
-    if leaf == "moving_variance":
+    if leaf in ("moving_variance", "gamma"):
         return np.ones(shape, np.float32)
-    if leaf != "weights":
+    if leaf not in ("weights", "depthwise_weights"):
         raise ValueError(f"no synthetic initializer for variable {name} {shape}")
-    fan_in = int(np.prod(shape[:-1]))
+    # A depthwise filter [h, w, in, multiplier] sees h * w inputs per output.
+    fan_in = int(np.prod(shape[:2] if leaf == "depthwise_weights" else shape[:-1]))
     rng = np.random.default_rng(_stream(seed, name))
     # He-normal truncated at 2 sigma (the truncation shrinks the std by 0.88: compensate).
     std = np.sqrt(2.0 / fan_in) / 0.8796

@@ -53,7 +53,12 @@ class Workspace:
         return self.download_dir(model) / "checkpoint"
 
     def checkpoint_path(self, model: Model) -> Path:
+        """The checkpoint the archive holds (the extraction directory if it holds none)."""
         return self.checkpoint_dir(model) / model.checkpoint
+
+    def source_path(self, model: Model) -> Path:
+        """What the pipeline starts from: the extracted checkpoint, or the authors' frozen graph."""
+        return self.checkpoint_dir(model) / model.source_member
 
     def model_dir(self, model: Model) -> Path:
         return self._flavour(self.output_dir) / model.name

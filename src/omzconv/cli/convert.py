@@ -29,7 +29,7 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
     """Convert NAME... (or --all) to OpenVINO IR in <output-dir>/<name>/<PRECISION>/<name>.xml.
 
     \b
-    The IR takes NCHW [1,3,299,299] BGR pixels in 0..255 (f32); it reverses the channels and applies
+    The IR takes NCHW [1,3,S,S] BGR pixels in 0..255 (f32); it reverses the channels and applies
     the model's mean and scale itself. Missing earlier stages (download, freeze) run first. Each IR
     is checked against the frozen graph in TensorFlow before it is put in place:
       FP32: max |Δ| of softmax probabilities ≤ 1e-4;  FP16: same top-1 class

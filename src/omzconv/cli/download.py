@@ -47,8 +47,15 @@ def command(app: App, names: tuple[str, ...], all_models: bool, jobs: int, dry_r
     if as_json:
         print_json({name: str(path) for name, path in paths.items()})
     else:
-        for name, path in paths.items():
-            info(f"{name}: checkpoint ready at {path}", quiet=False)
+        for model in models:
+            info(f"{model.name}: ready at {paths[model.name]}", quiet=False)
+    from omzconv.download import recorded_digest
+
+    for model in models:
+        if model.files[0].digest is None:
+            archive = workspace.archive_path(model)
+            info(f"{model.name}: no hash is published for {archive.name}; checked its size only if published, "
+                 f"recorded {recorded_digest(archive)} at download and checks it from now on", quiet=app.quiet or as_json)
 
 
 def _cancellable(progress: Callable[[int, int | None], None],

@@ -14,12 +14,14 @@ from omzconv.cli.ui import json_option, print_json, stdout
 def model_info(app: App, name: str) -> dict:
     model = app.registry.model(name)
     data = dataclasses.asdict(model)
-    data["files"] = [{"name": f.name, "size": f.size, "hash": str(f.digest), "urls": list(f.urls)}
+    data["network_params"] = dict(model.network_params)
+    data["files"] = [{"name": f.name, "size": f.size if f.size is not None else "unpublished", "hash": str(f.digest) if f.digest else "unpublished", "urls": list(f.urls)}
                      for f in model.files]
     workspace = app.workspace()
     data["paths"] = {
         "archive": str(workspace.archive_path(model)),
-        "checkpoint": str(workspace.checkpoint_path(model)),
+        "checkpoint": str(workspace.checkpoint_path(model)) if model.checkpoint else None,
+        "source": str(workspace.source_path(model)),
         "frozen": str(workspace.frozen_path(model)),
         "ir": {p: str(workspace.ir_path(model, p)) for p in ("FP32", "FP16", "INT8")},
     }

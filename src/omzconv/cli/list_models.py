@@ -9,9 +9,19 @@ from omzconv.cli.ui import json_option, print_json, print_table
 from omzconv.registry import Model
 
 
+SOURCE_SHORT = {"checkpoint": "ckpt", "frozen_graph": "graph"}
+
+
 def _status_text(status: dict) -> str:
     done = [step for step in ("downloaded", "frozen") if status[step]] + list(status["converted"])
     return ", ".join(done) or "-"
+
+
+def _done_text(real: dict, synthetic: dict) -> str:
+    text = _status_text(real)
+    if (synthetic_text := _status_text(synthetic)) != "-":
+        text = f"{text}; synthetic: {synthetic_text}" if text != "-" else f"synthetic: {synthetic_text}"
+    return text
 
 
 def model_summary(model: Model, app: App) -> dict:
@@ -20,6 +30,11 @@ def model_summary(model: Model, app: App) -> dict:
         "name": model.name,
         "alias": model.alias,
         "framework": model.framework,
+        "tags": list(model.tags),
+        "source": model.source,
+        "input_size": model.size,
+        "preprocessing": model.preprocessing.recipe,
+        "num_classes": model.num_classes,
         "gflops": model.gflops,
         "mparams": model.mparams,
         "references": [{"source": r.source, "top1": r.top1, "top5": r.top5, "output": r.output}
@@ -30,17 +45,19 @@ def model_summary(model: Model, app: App) -> dict:
 
 
 @click.command("list", short_help="The models, their specs, and what is done already.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only models tagged TAG (repeatable: any of them).")
 @json_option
 @click.pass_obj
-def command(app: App, as_json: bool) -> None:
-    """List the models: specs, accuracy references, and what is downloaded/frozen/converted."""
-    summaries = [model_summary(m, app) for m in app.registry.models]
+def command(app: App, tags: tuple[str, ...], as_json: bool) -> None:
+    """List the models: aliases (Open Model Zoo names), what omzconv starts from (a checkpoint or the
+    authors' frozen graph), input size, preprocessing recipe, and what is downloaded/frozen/converted
+    (real and synthetic weights). Tags (for --tag), specs and accuracy references: --json, or `omzconv info NAME`."""
+    models = app.registry.select((), all_models=True, tags=tags)
+    summaries = [model_summary(m, app) for m in models]
     if as_json:
         print_json({"models": summaries, "cache_dir": str(app.cache_dir), "output_dir": str(app.output_dir)})
         return
-    rows = [[s["name"], s["alias"], s["framework"], f"{s['gflops']:.3f}", f"{s['mparams']:.3f}",
-             " · ".join(f"{r['top1']:g}/{r['top5']:g}" for r in s["references"]),
-             _status_text(s["status"]), _status_text(s["synthetic_status"])]
+    rows = [[s["name"], s["alias"] or "-", SOURCE_SHORT[s["source"]], s["input_size"], s["preprocessing"],
+             _done_text(s["status"], s["synthetic_status"])]
             for s in summaries]
-    print_table(None, ["name", "alias", "framework", "GFLOPs", "MParams", "top-1/top-5 refs", "done",
-                       "synthetic"], rows)
+    print_table(None, ["name", "alias", "from", "in", "prep", "done"], rows, no_wrap=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -28,9 +29,23 @@ def fit_terminal() -> None:
 
 
 def models_argument(func: Callable) -> Callable:
-    """`NAME...` and `--all`, the way every command that acts on models takes them."""
-    func = click.option("--all", "all_models", is_flag=True, help="Every model in the registry.")(func)
-    return click.argument("names", nargs=-1, metavar="[NAME]...")(func)
+    """`NAME...`, `--all` and `--tag TAG`, the way every command that acts on models takes them.
+
+    The command receives `names` and `all_models`; a `--tag` selection reaches it already resolved
+    (by Registry.select) into the names of the models carrying the tag.
+    """
+    @functools.wraps(func)
+    def command(*args: Any, names: tuple[str, ...], all_models: bool, tags: tuple[str, ...], **kwargs: Any) -> Any:
+        if tags:
+            registry = click.get_current_context().find_root().obj.registry
+            names, all_models = tuple(m.name for m in registry.select(names, all_models, tags)), False
+        return func(*args, names=names, all_models=all_models, **kwargs)
+
+    command = click.option("--tag", "tags", multiple=True, metavar="TAG",
+                           help="Every model tagged TAG (repeatable: any of them; see `omzconv list`), "
+                                "e.g. omz for the Open Model Zoo's.")(command)
+    command = click.option("--all", "all_models", is_flag=True, help="Every model in the registry.")(command)
+    return click.argument("names", nargs=-1, metavar="[NAME]...")(command)
 
 
 def ir_interface_options(func: Callable) -> Callable:
@@ -52,16 +67,16 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def print_table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A compact table for an 80-column terminal: cells wrap at spaces, so keep long unbreakable
-    values (paths) out of it and print them below (rich would cut them to `…`). The first column
-    names the row (a model) and is never wrapped or cut."""
+def print_table(title: str | None, columns: list[str], rows: list[list[Any]], no_wrap: int = 1) -> None:
+    """A compact table for an 80-column terminal (it fits $COLUMNS when that is set, even piped):
+    cells wrap at spaces and fold long tokens, so keep paths out of it and print them below. The
+    first `no_wrap` columns name the row (a model) and are never wrapped or cut."""
     from rich import box
 
     table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
                   pad_edge=False, padding=(0, 0, 0, 2))
     for index, column in enumerate(columns):
-        table.add_column(column, no_wrap=index == 0, overflow="fold")
+        table.add_column(column, no_wrap=index < no_wrap, overflow="fold")
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     stdout.print(table)

@@ -45,5 +45,5 @@ __all__ = [
     "default_report_path", "ensure_artefacts", "evaluate_model", "image_key", "make_report", "model_labels",
     "open_runner", "partial_path", "percent", "prob_deltas", "reference_checks", "reference_reasons", "reference_text",
     "render_markdown", "select_images", "set_agreement", "skipped", "strict_error", "topk_correct", "topk_ids",
-    "wilson_interval",
+    "wilson_interval", "write_report",
 ]

@@ -58,6 +58,8 @@ class PredictionCache:
             return cls(None)
         pre = model.preprocessing
         recipe = f"{artefact.sha256} {output} {pre.central_fraction} {pre.size} {TOP_K} v{SCHEMA}"
+        if pre.recipe != "inception":
+            recipe += f" {pre.recipe} {pre.resize_side}"
         digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
         return cls(cache_dir / f"{artefact.sha256.removeprefix('sha256:')[:16]}-{digest}.sqlite")
 

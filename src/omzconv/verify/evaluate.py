@@ -1,6 +1,6 @@
 """The evaluation loop: every runtime on the same decoded pixels, image by image → `ModelReport`.
 
-Nothing here prints. Every image is decoded and preprocessed once (`preprocess.prepare_image`) and
+Nothing here prints. Every image is decoded and preprocessed once (`preprocess.prepare`) and
 the same float pixels go to every runtime: the TF runner makes RGB NHWC `(x - mean) / scale` of
 them, the IR runner BGR NCHW raw, so whatever differs is the conversion's.
 
@@ -36,7 +36,7 @@ import numpy as np
 from omzconv.datasets import Record
 from omzconv.errors import ImageDecodeError
 from omzconv.quantize import record_key
-from omzconv.registry import Model, Tolerances
+from omzconv.registry import Model, Preprocessing, Tolerances
 from omzconv.runners import probabilities
 from omzconv.verify.artefacts import Artefact, ModelArtefacts, Runner, RunnerFactory, open_runner
 from omzconv.verify.cache import PredictionCache, image_key
@@ -102,10 +102,10 @@ def _make_runs(artefacts: ModelArtefacts, caches: Callable[[Artefact], Predictio
     return list(runs.values())
 
 
-def _decode_chunk(pool: ThreadPoolExecutor, paths: Sequence[Path], fraction: float, size: int) -> list[Future]:
-    from omzconv.preprocess import prepare_image
+def _decode_chunk(pool: ThreadPoolExecutor, paths: Sequence[Path], pre: Preprocessing) -> list[Future]:
+    from omzconv.preprocess import prepare
 
-    return [pool.submit(prepare_image, p, fraction, size) for p in paths]
+    return [pool.submit(prepare, p, pre) for p in paths]
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
@@ -189,7 +189,7 @@ def evaluate_model(
     pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2), thread_name_prefix="decode")
     try:
         chunks = list(_chunks(pending, chunk))
-        ahead = _decode_chunk(pool, [records[i].path for i in chunks[0]], pre.central_fraction, pre.size) if chunks else []
+        ahead = _decode_chunk(pool, [records[i].path for i in chunks[0]], pre) if chunks else []
         for c, ids in enumerate(chunks):
             waited = time.perf_counter()
             pixels, ok = [], []
@@ -204,7 +204,7 @@ def evaluate_model(
                         raise strict_error(model.name, problems[-1:]) from None
             waited = time.perf_counter() - waited
             if c + 1 < len(chunks):
-                ahead = _decode_chunk(pool, [records[i].path for i in chunks[c + 1]], pre.central_fraction, pre.size)
+                ahead = _decode_chunk(pool, [records[i].path for i in chunks[c + 1]], pre)
             on_progress(len(ids) - len(ok))
             if not ok:
                 continue
