@@ -49,10 +49,14 @@ print(json.dumps({"seconds": time.perf_counter() - t0,
 """
 
 
+class StageFailed(Exception):
+    pass
+
+
 def stage(name: str, what: str, root: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", CHILD, what, name, str(root)], capture_output=True, text=True, env=ENV)
     if done.returncode:
-        raise SystemExit(f"{name} {what} failed:\n{done.stderr[-3000:]}")
+        raise StageFailed(f"{name} {what} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -91,9 +95,15 @@ def main() -> None:
         header = (f"{'model':<22} {'synthetic s':>11} {'freeze s':>8} {'convert s':>9} {'FP32 agr':>8} "
                   f"{'FP16 agr':>8} {'verify s':>8} {'peak GB':>7}  stage")
         print(header, flush=True)
+        failed = []
         for name in names:
-            row = {"synthetic": stage(name, "synthetic", root), "freeze": stage(name, "freeze", root),
-                   "convert": stage(name, "convert", root), "verify": verify(name, root, args.data_dir)}
+            try:
+                row = {"synthetic": stage(name, "synthetic", root), "freeze": stage(name, "freeze", root),
+                       "convert": stage(name, "convert", root), "verify": verify(name, root, args.data_dir)}
+            except StageFailed as exc:
+                print(exc, file=sys.stderr, flush=True)
+                failed.append(name)
+                continue
             peak_stage = max(row, key=lambda k: row[k]["rss_gb"])
             agreement = row["verify"]["agreement"]
             results[name] = row
@@ -103,6 +113,8 @@ def main() -> None:
                   f"{row[peak_stage]['rss_gb']:>7.2f}  {peak_stage}", flush=True)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
+        if failed:
+            raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -44,11 +44,8 @@ def test_convert_and_verify_on_the_sample(name, artefacts, shared_dir):
     assert list(ir.inputs[0].get_partial_shape().to_shape()) == [1, 3, size, size]  # the model's own input size
     assert {o.get_any_name() for o in ir.outputs} == {o.name for o in model.default_outputs}
     assert list(ir.outputs[0].get_partial_shape().to_shape()) == [1, model.num_classes]
-    def model_info(key: str) -> str:
-        return ir.get_rt_info(["model_info", key]).astype(str)
-
-    assert model_info("preprocessing") == model.preprocessing.recipe
-    assert len(model_info("labels").split()) == model.num_classes
+    assert ir.get_rt_info(["model_info", "preprocessing"]).astype(str) == model.preprocessing.recipe
+    assert len(ir.get_rt_info(["model_info", "labels"]).astype(str).split()) == model.num_classes
 
     root = ["--cache-dir", str(ws.cache_dir), "-o", str(ws.output_dir), "-q"]
     result = CliRunner().invoke(main, [*root, "verify", name, "--synthetic-weights", "--data-dir",

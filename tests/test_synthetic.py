@@ -108,6 +108,8 @@ def test_initial_value_is_seeded_per_variable() -> None:
     assert np.all(initial_value("X/BatchNorm/gamma", [5], seed=0) == 1.0)
     depthwise = initial_value("X/depthwise/depthwise_weights", [3, 3, 512, 1], seed=0)
     assert abs(depthwise.std() - np.sqrt(2 / 9)) < 0.03  # fan-in 3 x 3 per channel
+    pointwise = initial_value("X/pointwise_weights", [1, 1, 24, 64], seed=0)  # separable conv (inception_v2)
+    assert abs(pointwise.std() - np.sqrt(2 / 24)) < 0.03
     with pytest.raises(ValueError, match="no synthetic initializer"):
         initial_value("X/alpha", [5], seed=0)
 

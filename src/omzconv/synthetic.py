@@ -286,7 +286,7 @@ def initial_value(name: str, shape: list[int], seed: int) -> np.ndarray:
         return np.zeros(shape, np.float32)
     if leaf in ("moving_variance", "gamma"):
         return np.ones(shape, np.float32)
-    if leaf not in ("weights", "depthwise_weights"):
+    if leaf not in ("weights", "depthwise_weights", "pointwise_weights"):
         raise ValueError(f"no synthetic initializer for variable {name} {shape}")
     # A depthwise filter [h, w, in, multiplier] sees h * w inputs per output.
     fan_in = int(np.prod(shape[:2] if leaf == "depthwise_weights" else shape[:-1]))
