@@ -400,3 +400,31 @@ def test_result_tables_fit_80_columns_without_cutting_words(monkeypatch, tmp_pat
     assert max(map(len, lines)) <= 80, screen.getvalue()
     assert "…" not in screen.getvalue(), screen.getvalue()
     assert name in screen.getvalue() and "FP32-u8-nhwc" in screen.getvalue()
+
+
+def test_synthetic_weights_are_their_own_counted_step(tmp_path, monkeypatch, caplog):
+    """The first --synthetic-weights run says once that generating is a one-time cost and reports
+    each generation step with a count (the CLI draws it as a bar with ETA)."""
+    import logging
+
+    from omzconv import pipeline, synthetic
+    from omzconv.registry import load_registry
+    from omzconv.workspace import Workspace
+
+    def fake_archive(model, archive, on_stage):
+        for stage in ("building graph", "calibrating BatchNorm", "archiving"):
+            on_stage(stage)
+        raise KeyboardInterrupt  # stop before extracting: what was reported is what matters
+
+    monkeypatch.setattr(synthetic, "make_synthetic_archive", fake_archive)
+    seen = []
+    model = load_registry().model("inception_v4")
+    with caplog.at_level(logging.INFO, logger="omzconv"), pytest.raises(KeyboardInterrupt):
+        pipeline.obtain_checkpoint(model, Workspace(tmp_path / "c", tmp_path / "o", synthetic=True),
+                                   on_stage=lambda text, done=None, total=None: seen.append((text, done, total)))
+    n = len(synthetic.STAGES)
+    assert seen == [("synthetic weights: building graph", 0, n),
+                    ("synthetic weights: calibrating BatchNorm", synthetic.STAGES.index("calibrating BatchNorm"), n),
+                    ("synthetic weights: archiving", n - 1, n)]
+    assert [r.getMessage() for r in caplog.records].count(
+        "inception_v4: generating synthetic weights, a one-time cost (about a minute); later runs reuse them") == 1
