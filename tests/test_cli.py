@@ -65,10 +65,21 @@ def test_list_table_shows_what_is_done(run, tmp_path):
     assert "FP16" in line and "FP32" not in line
 
 
-def test_list_fits_80_columns_with_names_and_aliases_whole(run, monkeypatch):
+def test_list_fits_80_columns_with_names_and_aliases_whole(run, monkeypatch, tmp_path):
     monkeypatch.setenv("COLUMNS", "80")
+    for precision in ("FP32", "FP16", "FP32-u8-nhwc"):  # a long "done" cell must wrap, not squeeze the rest
+        ir = tmp_path / "out" / "synthetic" / "inception_v4" / precision / "inception_v4.xml"
+        ir.parent.mkdir(parents=True)
+        ir.write_text("<net/>")
+    archive = tmp_path / "cache" / "synthetic" / "inception_v4" / "inception_v4_2016_09_09.tar.gz"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"x")
     lines = run("list").output.splitlines()
     assert max(len(line) for line in lines) <= 80
+    v4 = next(line for line in lines if line.startswith("inception_v4 "))
+    assert v4.split()[:6] == ["inception_v4", "googlenet-v4-tf", "ckpt", "299", "inception", "syn:"], lines
+    assert all(line.split()[4] in ("inception", "vgg") for line in lines
+               if line.split() and line.split()[0] in {"inception_v1", "resnet_v1_50", "vgg_19", "inception_v3"})
     assert any(line.split()[:2] == ["mobilenet_v1_1.0_224", "mobilenet-v1-1.0-224-tf"] for line in lines)
     assert any(line.split()[:5] == ["vgg_16", "-", "ckpt", "224", "vgg"] for line in lines)
     assert any(line.split()[:5] == ["inception_v3", "googlenet-v3", "graph", "299", "inception"] for line in lines)

@@ -5,22 +5,25 @@ from __future__ import annotations
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import json_option, print_json, print_table
+from omzconv.cli.ui import json_option, print_json, print_table, stdout
 from omzconv.registry import Model
 
 
 SOURCE_SHORT = {"checkpoint": "ckpt", "frozen_graph": "graph"}
 
 
+STEP_SHORT = {"downloaded": "dl", "frozen": "pb"}  # the table's legend says what they mean
+
+
 def _status_text(status: dict) -> str:
-    done = [step for step in ("downloaded", "frozen") if status[step]] + list(status["converted"])
-    return ", ".join(done) or "-"
+    done = [short for step, short in STEP_SHORT.items() if status[step]] + list(status["converted"])
+    return " ".join(done) or "-"
 
 
 def _done_text(real: dict, synthetic: dict) -> str:
     text = _status_text(real)
     if (synthetic_text := _status_text(synthetic)) != "-":
-        text = f"{text}; synthetic: {synthetic_text}" if text != "-" else f"synthetic: {synthetic_text}"
+        text = f"{text}; syn: {synthetic_text}" if text != "-" else f"syn: {synthetic_text}"
     return text
 
 
@@ -60,4 +63,6 @@ def command(app: App, tags: tuple[str, ...], as_json: bool) -> None:
     rows = [[s["name"], s["alias"] or "-", SOURCE_SHORT[s["source"]], s["input_size"], s["preprocessing"],
              _done_text(s["status"], s["synthetic_status"])]
             for s in summaries]
-    print_table(None, ["name", "alias", "from", "in", "prep", "done"], rows, no_wrap=2)
+    print_table(None, ["name", "alias", "from", "in", "prep", "done"], rows, no_wrap=5)  # only "done" wraps
+    if any(s["status"]["downloaded"] or s["synthetic_status"]["downloaded"] for s in summaries):
+        stdout.print("done: dl downloaded, pb frozen, then the IRs; syn: with synthetic weights")
