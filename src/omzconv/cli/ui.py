@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
+from rich.box import Box
 from rich.console import Console
 from rich.progress import (BarColumn, DownloadColumn, Progress, ProgressColumn, SpinnerColumn, Task,
                            TaskProgressColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn)
@@ -67,13 +68,15 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+# rich's SIMPLE_HEAD with an ASCII rule: one byte per column in any locale and to byte-counting tools
+HEAD_RULE = Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+
+
 def print_table(title: str | None, columns: list[str], rows: list[list[Any]], no_wrap: int = 1) -> None:
     """A compact table for an 80-column terminal (it fits $COLUMNS when that is set, even piped):
     cells wrap at spaces and fold long tokens, so keep paths out of it and print them below. The
     first `no_wrap` columns name the row (a model) and are never wrapped or cut."""
-    from rich import box
-
-    table = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+    table = Table(title=title, title_justify="left", header_style="bold", box=HEAD_RULE, show_edge=False,
                   pad_edge=False, padding=(0, 0, 0, 2))
     for index, column in enumerate(columns):
         table.add_column(column, no_wrap=index < no_wrap, overflow="fold")

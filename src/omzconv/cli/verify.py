@@ -9,8 +9,8 @@ import click
 from rich.markup import escape
 
 from omzconv.cli import INTERRUPTED_EXIT, App
-from omzconv.cli.ui import (info, ir_interface_options, json_option, models_argument, print_json, stage_status,
-                            stderr, stdout, step_progress, synthetic_option, transfer_bars)
+from omzconv.cli.ui import (HEAD_RULE, info, ir_interface_options, json_option, models_argument, print_json,
+                            stage_status, stderr, stdout, step_progress, synthetic_option, transfer_bars)
 
 
 @click.command("verify", short_help="Original vs converted on ImageNet val: accuracy, agreement, pass/fail.")
@@ -144,7 +144,6 @@ def _converted_models(app: App, workspace) -> tuple:
 def render(report) -> None:
     """One small table per model, a row per run, sized for an 80-column terminal (the JSON and the
     report files hold the rest: top-5 agreement, mean |Δp|, top-5 intervals, timings)."""
-    from rich import box
     from rich.table import Table
 
     from omzconv.verify import ORIGINAL, check_text, comparison_text, excluded_text, reference_text
@@ -159,7 +158,7 @@ def render(report) -> None:
         comparisons = {c.precision: c for c in m.comparisons if c.reference == ORIGINAL}
         verdict = "[green]PASSED[/]" if m.passed else "[yellow]INTERRUPTED[/]" if m.interrupted else "[red]FAILED[/]"
         table = Table(title=f"{m.model}: {verdict}, {m.images:,} images compared, {m.weights} weights",
-                      title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, show_edge=False,
+                      title_justify="left", header_style="bold", box=HEAD_RULE, show_edge=False,
                       pad_edge=False, padding=(0, 0, 0, 2))
         for column in ("run", "run\nnow", "cached", "top-1 %\n(95 % CI)", "top-5\n%", "same\ntop-1 %",
                        "max\n|Δp|", "img/s"):
