@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -231,8 +232,9 @@ def test_ctrl_c_exits_130_not_aborted(run, monkeypatch):
 
 
 @pytest.fixture
-def trickle_server():
-    """A local HTTP server that sends its 4 MiB body 16 KiB every 10 ms (pytest-httpserver buffers)."""
+def trickle_server(tmp_path):
+    """A local HTTP server that sends its 4 MiB body 16 KiB every 10 ms (pytest-httpserver buffers),
+    and a models.yaml whose inception_v4 archive is that body."""
     import threading
     import time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -260,7 +262,13 @@ def trickle_server():
     server.requests = 0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/slow.tar.gz", payload, server
+    data = yaml.safe_load(ROOT_YAML.read_text())
+    spec = data["models"]["inception_v4"]["files"][0]
+    spec.update(size=len(payload), hash="sha256:" + hashlib.sha256(payload).hexdigest(),
+                urls=[f"http://127.0.0.1:{server.server_address[1]}/slow.tar.gz"])
+    models = tmp_path / "trickle.yaml"
+    models.write_text(yaml.safe_dump(data, sort_keys=False))
+    yield SimpleNamespace(models=models, archive=spec["name"], payload=payload, server=server)
     server.shutdown()
     server.server_close()
 
@@ -270,17 +278,11 @@ def test_ctrl_c_during_a_download_leaves_no_final_file(tmp_path, trickle_server)
     import signal
     import time
 
-    url, payload, _ = trickle_server
-    data = yaml.safe_load(ROOT_YAML.read_text())
-    spec = data["models"]["inception_v4"]["files"][0]
-    spec.update(size=len(payload), hash="sha256:" + hashlib.sha256(payload).hexdigest(), urls=[url])
-    models = tmp_path / "models.yaml"
-    models.write_text(yaml.safe_dump(data, sort_keys=False))
     cache = tmp_path / "cache"
     process = subprocess.Popen(
-        [sys.executable, "-m", "omzconv", "--models", str(models), "--cache-dir", str(cache),
+        [sys.executable, "-m", "omzconv", "--models", str(trickle_server.models), "--cache-dir", str(cache),
          "download", "inception_v4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    final = cache / "inception_v4" / spec["name"]
+    final = cache / "inception_v4" / trickle_server.archive
     part = final.with_name(final.name + ".part")
     deadline = time.monotonic() + 30
     while not part.is_file() and time.monotonic() < deadline:
@@ -291,7 +293,7 @@ def test_ctrl_c_during_a_download_leaves_no_final_file(tmp_path, trickle_server)
     assert process.returncode == 130, stderr
     assert "Interrupted" in stderr and "Traceback" not in stderr, stderr
     assert not final.exists()  # the .part stays for a resume, never under the final name
-    assert part.stat().st_size < len(payload)
+    assert part.stat().st_size < len(trickle_server.payload)
 
 
 def test_list_fits_80_columns(run):
@@ -327,23 +329,17 @@ def test_two_processes_fetch_one_archive_once(tmp_path, trickle_server):
     """The second waits on the first's lock, says so once, then finds the archive verified."""
     import time
 
-    url, payload, server = trickle_server
-    data = yaml.safe_load(ROOT_YAML.read_text())
-    spec = data["models"]["inception_v4"]["files"][0]
-    spec.update(size=len(payload), hash="sha256:" + hashlib.sha256(payload).hexdigest(), urls=[url])
-    models = tmp_path / "models.yaml"
-    models.write_text(yaml.safe_dump(data, sort_keys=False))
-    command = [sys.executable, "-m", "omzconv", "--models", str(models), "--cache-dir", str(tmp_path / "cache"),
-               "download", "inception_v4"]
+    command = [sys.executable, "-m", "omzconv", "--models", str(trickle_server.models), "--cache-dir",
+               str(tmp_path / "cache"), "download", "inception_v4"]
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    part = tmp_path / "cache" / "inception_v4" / (spec["name"] + ".part")
+    part = tmp_path / "cache" / "inception_v4" / (trickle_server.archive + ".part")
     deadline = time.monotonic() + 30
     while not part.is_file() and time.monotonic() < deadline:
         time.sleep(0.02)
     second = subprocess.run(command, capture_output=True, text=True, timeout=60)
     first.communicate(timeout=60)
     # Both fail at extraction (the payload is no tar): what matters is one transfer, one wait notice.
-    assert server.requests == 1
+    assert trickle_server.server.requests == 1
     assert second.stderr.count("another omzconv process is making it; waiting for it") == 1, second.stderr
 
 

@@ -148,9 +148,7 @@ def freeze(
     on_stage("hashing checkpoint")
     checkpoint_sha = checkpoint_digest(checkpoint)
     if not force and is_up_to_date(pb_path, checkpoint_sha, outputs, weights, network_source):
-        meta = read_json(sidecar_path(pb_path))
-        return FreezeResult(model.name, pb_path, outputs, True, meta["weights"], 0.0,
-                            pb_path.stat().st_size, int(meta.get("nodes", 0)))
+        return _up_to_date_result(model, pb_path, outputs)
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -161,26 +159,9 @@ def freeze(
     pb_sha256 = "sha256:" + hashlib.sha256(data).hexdigest()
     record_reference(model, pb_path, pb_sha256, outputs, values=reference)
     seconds = time.perf_counter() - started
-    from omzconv.tfcompat import import_tf
-
-    write_json_atomic(sidecar_path(pb_path), {
-        "model": model.name,
-        "network": model.network,
-        "network_source": network_source,
-        "weights": weights,
-        "source": "checkpoint",
-        "source_sha256": checkpoint_sha,
-        "checkpoint": str(checkpoint),
-        "checkpoint_sha256": checkpoint_sha,
-        "outputs": list(outputs),
-        "input": asdict(model.input),
-        "sha256": pb_sha256,
-        "size": len(data),
-        "nodes": len(graph_def.node),
-        "omzconv_version": __version__,
-        "tensorflow_version": import_tf().__version__,
-        "seconds": {**timings, "total": round(seconds, 3)},
-    })
+    _write_sidecar(model, pb_path, outputs, weights, network_source, pb_sha256, len(data), len(graph_def.node),
+                   {**timings, "total": round(seconds, 3)}, source="checkpoint", source_sha256=checkpoint_sha,
+                   checkpoint=str(checkpoint), checkpoint_sha256=checkpoint_sha)
     return FreezeResult(model.name, pb_path, outputs, False, weights, seconds, len(data), len(graph_def.node))
 
 
@@ -200,9 +181,7 @@ def adopt(
     on_stage("hashing frozen graph")
     source_sha = "sha256:" + file_digest(graph_path)
     if not force and is_up_to_date(pb_path, source_sha, outputs, weights, AUTHORS):
-        meta = read_json(sidecar_path(pb_path))
-        return FreezeResult(model.name, pb_path, outputs, True, meta["weights"], 0.0,
-                            pb_path.stat().st_size, int(meta.get("nodes", 0)))
+        return _up_to_date_result(model, pb_path, outputs)
     started = time.perf_counter()
     on_stage("checking the authors' frozen graph")
     nodes = check_frozen_graph(model, graph_path, outputs)
@@ -213,26 +192,30 @@ def adopt(
     on_stage("recording the self-check reference")
     record_reference(model, pb_path, source_sha, outputs)
     seconds = time.perf_counter() - started
+    _write_sidecar(model, pb_path, outputs, weights, AUTHORS, source_sha, len(data), len(nodes),
+                   {"total": round(seconds, 3)}, source="frozen_graph", source_sha256=source_sha,
+                   frozen_graph=str(graph_path))
+    return FreezeResult(model.name, pb_path, outputs, False, weights, seconds, len(data), len(nodes))
+
+
+def _up_to_date_result(model: Model, pb_path: Path, outputs: Sequence[str]) -> FreezeResult:
+    meta = read_json(sidecar_path(pb_path))
+    return FreezeResult(model.name, pb_path, tuple(outputs), True, meta["weights"], 0.0, pb_path.stat().st_size,
+                        int(meta.get("nodes", 0)))
+
+
+def _write_sidecar(model: Model, pb_path: Path, outputs: Sequence[str], weights: str, network_source: str,
+                   sha256: str, size: int, nodes: int, seconds: dict[str, float], **origin: str) -> None:
+    """`<name>.frozen.json`: what the graph was made from (`origin`: source kind, its hash and path)
+    and what it is; `is_up_to_date` reads it back."""
     from omzconv.tfcompat import import_tf
 
     write_json_atomic(sidecar_path(pb_path), {
-        "model": model.name,
-        "network": model.network,
-        "network_source": AUTHORS,
-        "weights": weights,
-        "source": "frozen_graph",
-        "source_sha256": source_sha,
-        "frozen_graph": str(graph_path),
-        "outputs": list(outputs),
-        "input": asdict(model.input),
-        "sha256": source_sha,
-        "size": len(data),
-        "nodes": len(nodes),
-        "omzconv_version": __version__,
-        "tensorflow_version": import_tf().__version__,
-        "seconds": {"total": round(seconds, 3)},
+        "model": model.name, "network": model.network, "network_source": network_source, "weights": weights,
+        **origin,
+        "outputs": list(outputs), "input": asdict(model.input), "sha256": sha256, "size": size, "nodes": nodes,
+        "omzconv_version": __version__, "tensorflow_version": import_tf().__version__, "seconds": seconds,
     })
-    return FreezeResult(model.name, pb_path, outputs, False, weights, seconds, len(data), len(nodes))
 
 
 def check_frozen_graph(model: Model, pb_path: Path, outputs: Sequence[str]) -> dict[str, str]:

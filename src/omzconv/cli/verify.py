@@ -146,7 +146,8 @@ def render(report) -> None:
     report files hold the rest: top-5 agreement, mean |Δp|, top-5 intervals, timings)."""
     from rich.table import Table
 
-    from omzconv.verify import ORIGINAL, check_text, comparison_text, excluded_text, reference_text
+    from omzconv.verify import (ORIGINAL, accuracy_text, check_text, comparison_text, excluded_text, percent,
+                                reference_text)
 
     d = report.dataset
     subset = f" (subset, seed {d.seed})" if d.limit else ""
@@ -167,9 +168,9 @@ def render(report) -> None:
             c = comparisons.get(r.name)
             speed = "cached" if r.images_per_second is None and r.cached else (
                 "–" if r.images_per_second is None else f"{r.images_per_second:.1f}")
-            table.add_row(r.name, f"{r.inferred:,}", f"{r.cached:,}", _interval(r.top1),
+            table.add_row(r.name, f"{r.inferred:,}", f"{r.cached:,}", accuracy_text(r.top1, 1, unit=""),
                           "–" if r.top5.value is None else f"{r.top5.value * 100:.1f}",
-                          _pct(c.top1_agreement) if c else "",
+                          percent(c.top1_agreement, 1, unit="") if c else "",
                           f"{c.max_abs_prob_delta:.1e}" if c and c.max_abs_prob_delta is not None else "", speed)
         stdout.print(table)
         stdout.print(f"  output {escape(m.output)} ({m.output_kind})")
@@ -195,15 +196,3 @@ def render(report) -> None:
     verdict = ("[yellow]INTERRUPTED[/]" if report.interrupted else
                "[bold green]PASSED[/]" if report.passed else "[bold red]FAILED[/]")
     stdout.print(f"Result: {verdict}")
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}"
-
-
-def _interval(accuracy) -> str:
-    """`80.2 [79.9, 80.6]` in percent, on one line."""
-    if accuracy.value is None:
-        return "–"
-    low, high = accuracy.ci95
-    return f"{accuracy.value * 100:.1f} [{low * 100:.1f}, {high * 100:.1f}]"

@@ -6,15 +6,16 @@ from omzconv.verify.report import (ORIGINAL, SYNTHETIC_NOTE, Accuracy, Check, Co
                                    VerifyReport)
 
 
-def percent(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value * 100:.{digits}f} %"
+def percent(value: float | None, digits: int = 2, unit: str = " %") -> str:
+    return "–" if value is None else f"{value * 100:.{digits}f}{unit}"
 
 
-def accuracy_text(acc: Accuracy) -> str:
+def accuracy_text(acc: Accuracy, digits: int = 2, unit: str = " %") -> str:
+    """`80.21 % [79.9, 80.6]`: the value and its 95 % interval, on one line."""
     if acc.value is None:
         return "–"
     lo, hi = acc.ci95
-    return f"{acc.value * 100:.2f} % [{lo * 100:.1f}, {hi * 100:.1f}]"
+    return f"{percent(acc.value, digits, unit)} [{lo * 100:.1f}, {hi * 100:.1f}]"
 
 
 def check_text(check: Check) -> str:
