@@ -50,10 +50,52 @@ def load_graph_def(pb_path: Path) -> Any:
     return graph_def
 
 
+#: Constants larger than this (bytes) — the weights — are held in variables by `TFRunner`.
+LARGE_CONSTANT = 1 << 16
+_READ = "/omzconv_read"
+
+
+def weights_as_variables(graph_def: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """`graph_def` with every large constant (the weights) replaced, in place, by a resource variable
+    of the same name read where the constant was used; and the constants' values, to assign.
+
+    Why: on a session's first run TensorFlow's graph optimizer (grappler) copies the graph a few
+    times, and with the weights inside it as constants every copy holds them: a 553 MB VGG-16 graph
+    peaked at 7.9 GB. As variables they stay outside the graph: 2.5 GB peak, the same outputs bit
+    for bit, the same speed (benchmarks/verify_memory.py). The computation is unchanged — a variable
+    read yields exactly the constant's tensor.
+    """
+    from omzconv.tfcompat import import_tf
+
+    tf = import_tf()
+    from tensorflow.python.framework import tensor_util
+
+    values = {}
+    for node in graph_def.node:
+        if node.op == "Const" and len(node.attr["value"].tensor.tensor_content) > LARGE_CONSTANT:
+            values[node.name] = tensor_util.MakeNdarray(node.attr["value"].tensor)
+            dtype = node.attr["dtype"].type
+            node.op = "VarHandleOp"
+            node.ClearField("attr")
+            node.attr["dtype"].type = dtype
+            node.attr["shape"].shape.CopyFrom(tf.TensorShape(values[node.name].shape).as_proto())
+            node.attr["shared_name"].s = node.name.encode()
+    for node in graph_def.node:
+        for k, name in enumerate(node.input):
+            base = name.split(":")[0]
+            if base in values:  # a data input (a control input "^name" keeps the handle)
+                node.input[k] = base + _READ
+    for name, value in values.items():
+        read = graph_def.node.add(name=name + _READ, op="ReadVariableOp", input=[name])
+        read.attr["dtype"].type = tf.as_dtype(value.dtype).as_datatype_enum
+    return graph_def, values
+
+
 class TFRunner:
     """A frozen graph in a TensorFlow session, with a batch dimension of any size.
 
-    The graph's batch-1 input placeholder is replaced (input_map) by one of shape [None, H, W, 3].
+    The graph's batch-1 input placeholder is replaced (input_map) by one of shape [None, H, W, 3];
+    its weights are held in variables (`weights_as_variables`).
     """
 
     def __init__(self, model: Model, outputs: Sequence[str], pb_path: Path | None = None,
@@ -62,15 +104,20 @@ class TFRunner:
 
         tf = import_tf()
         self.model, self.outputs = model, tuple(outputs)
-        graph_def = graph_def if graph_def is not None else load_graph_def(pb_path)
+        graph_def, values = weights_as_variables(graph_def if graph_def is not None else load_graph_def(pb_path))
         self.graph = tf.Graph()
         with self.graph.as_default():
             shape = [None, *model.input.shape[1:]]
             self._input = tf.placeholder(tf.float32, shape, name="omzconv_input")
             fetched = tf.import_graph_def(graph_def, input_map={f"{model.input.name}:0": self._input},
                                           return_elements=[f"{o}:0" for o in self.outputs], name="")
+            del graph_def
+            feeds = {tf.placeholder(v.dtype, v.shape): v for v in values.values()}
+            assign = [tf.raw_ops.AssignVariableOp(resource=self.graph.get_tensor_by_name(f"{name}:0"), value=p)
+                      for name, p in zip(values, feeds)]
         self._fetches = dict(zip(self.outputs, fetched))
         self.session = tf.Session(graph=self.graph, config=session_config())
+        self.session.run(assign, feeds)
 
     def run(self, batch_rgb: np.ndarray) -> dict[str, np.ndarray]:
         pre = self.model.preprocessing
