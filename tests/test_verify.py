@@ -428,7 +428,8 @@ def test_interrupted_run_resumes_and_a_repeat_costs_nothing(tmp_path, tiny_model
     again = run(factory)
     assert factory.opened == []  # nothing loaded, nothing inferred
     assert [(r.inferred, r.cached) for r in again.runs] == [(0, 20)] * 3
-    assert dataclasses.replace(again, seconds=0, runs=[]) == dataclasses.replace(report, seconds=0, runs=[])
+    assert (dataclasses.replace(again, seconds=0, runs=[], execution=None)
+            == dataclasses.replace(report, seconds=0, runs=[], execution=None))
     assert [r.top1 for r in again.runs] == [r.top1 for r in report.runs]
     assert again.comparisons == report.comparisons
 
@@ -506,7 +507,7 @@ def cli(tmp_path, monkeypatch, tiny_model, registry):
     monkeypatch.setattr(verify, "ensure_artefacts",
                         lambda model, workspace, reg, precisions, **kw: fake_artefacts(tmp_path, precisions=precisions))
     per_run: dict = {}
-    monkeypatch.setattr("omzconv.verify.evaluate.open_runner", lambda *a: fake_factory(**per_run)(*a))
+    monkeypatch.setattr("omzconv.verify.work.open_runner", lambda *a: fake_factory(**per_run)(*a))
     # the registry's inception_v4 with small pixels, so fakes stay fast
     monkeypatch.setattr(type(registry), "select", lambda self, names, all_models: (tiny_model,))
 

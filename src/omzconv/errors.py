@@ -52,4 +52,8 @@ class DatasetError(OmzconvError):
 
 
 class ImageDecodeError(DatasetError):
-    """An image file is missing, truncated or not an image Pillow can decode."""
+    """An image file is missing, truncated or not an image Pillow can decode: "`name`: `reason`"."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.reason = reason

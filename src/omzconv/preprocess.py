@@ -41,29 +41,31 @@ ImageSource = Union[str, "os.PathLike[str]", bytes]
 MeanScale = Union[float, Sequence[float]]
 
 
+def source_name(source: ImageSource) -> str:
+    """How errors name an image: its path, or `<image bytes>`."""
+    return "<image bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else os.fspath(source)
+
+
 def decode_image(source: ImageSource) -> np.ndarray:
     """Decode an image file (path or encoded bytes) to a uint8 H x W x 3 RGB array.
 
     Grayscale, palette, CMYK and RGBA/LA images become RGB (alpha is dropped); EXIF
     orientation is ignored. Raises ImageDecodeError naming the file if it cannot be read.
     """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        name, fp = "<image bytes>", io.BytesIO(bytes(source))
-    else:
-        name = os.fspath(source)
-        fp = name
+    name = source_name(source)
+    fp = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else name
     try:
         with Image.open(fp) as im:
             im.load()  # decode now, so truncated files fail here and not later
             rgb = im if im.mode == "RGB" else im.convert("RGB")
             arr = np.asarray(rgb, dtype=np.uint8)
     except FileNotFoundError as exc:
-        raise ImageDecodeError(f"{name}: image file not found") from exc
+        raise ImageDecodeError(name, "image file not found") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         # PIL.UnidentifiedImageError and "image file is truncated" are OSErrors.
-        raise ImageDecodeError(f"{name}: cannot decode image: {exc}") from exc
+        raise ImageDecodeError(name, f"cannot decode image: {exc}") from exc
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ImageDecodeError(f"{name}: decoded to unexpected shape {arr.shape}")
+        raise ImageDecodeError(name, f"decoded to unexpected shape {arr.shape}")
     return arr
 
 
@@ -165,8 +167,7 @@ def prepare_image_vgg(path: ImageSource, resize_side: int, size: int | Sequence[
     image = decode_image(path)
     new_h, new_w = smallest_side_size(image.shape[0], image.shape[1], resize_side)
     if new_h < h or new_w < w:
-        raise ImageDecodeError(f"{path if not isinstance(path, bytes) else '<image bytes>'}: resized to "
-                               f"{new_h} x {new_w}, smaller than the {h} x {w} crop")
+        raise ImageDecodeError(source_name(path), f"resized to {new_h} x {new_w}, smaller than the {h} x {w} crop")
     resized = resize_bilinear_tf1(image, new_h, new_w)
     top, left = (new_h - h) // 2, (new_w - w) // 2
     return np.ascontiguousarray(resized[top : top + h, left : left + w])

@@ -9,6 +9,7 @@ import click
 from rich.markup import escape
 
 from omzconv.cli import INTERRUPTED_EXIT, App
+from omzconv.errors import UsageError
 from omzconv.cli.ui import (HEAD_RULE, info, ir_interface_options, json_option, models_argument, print_json,
                             stage_status, stderr, stdout, step_progress, synthetic_option, transfer_bars)
 
@@ -36,11 +37,23 @@ from omzconv.cli.ui import (HEAD_RULE, info, ir_interface_options, json_option, 
               help="json: the report as JSON with Markdown (.md) and a self-contained HTML page (.html) "
                    "beside it; md or html: only that [default: from the --report suffix, else json].")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the prediction cache.")
+@click.option("--executor", type=click.Choice(["in-process", "ray"]), default="in-process", show_default=True,
+              help="Who runs the images: this process, or Ray workers (pip install 'omzconv[ray]'); "
+                   "the report is the same either way.")
+@click.option("--ray-address", metavar="ADDR",
+              help="Join a running Ray cluster (auto, or ray://HOST:PORT) [default: start a local Ray instance].")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Ray workers, each loading the model's graph and IRs once [default: the cluster's CPUs ÷ 2, "
+                   "at least 1: one TensorFlow + OpenVINO worker keeps two cores busy].")
+@click.option("--ray-files", type=click.Choice(["auto", "shared", "ship"]), default="auto", show_default=True,
+              help="How Ray workers get the graph, IRs and images: shared (the same paths on every node), ship "
+                   "(through Ray's object store), auto (shared on a local instance; else ask each worker).")
 @ir_interface_options
 @json_option
 @click.pass_obj
 def command(app: App, names, all_models, synthetic, dataset, data_dir, precisions, calibration_size, limit, seed,
-            strict, report_path, report_format, no_cache, input_type, layout, as_json) -> None:
+            strict, report_path, report_format, no_cache, executor, ray_address, workers, ray_files, input_type,
+            layout, as_json) -> None:
     """Run the original frozen graph (TensorFlow) and each IR (OpenVINO, CPU) of NAME... (or --all) on
     the same preprocessed ImageNet validation images and compare them. Without NAME or --all: the
     models already converted in the output directory (all models if none is).
@@ -54,12 +67,16 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     (all 50,000 images, official weights). Exit code 0 when every check passes, 1 otherwise.
     Predictions are cached per artefact and image: an interrupted run resumes, a repeated one is free.
     Missing earlier stages (download, freeze, convert) run first.
+    With --executor ray the images are sharded over Ray workers (e.g. all 50,000 on a cluster:
+      omzconv verify --all --data-dir /shared/val --executor ray --ray-address auto).
     """
     from omzconv.convert import parse_precisions
     from omzconv.datasets import resolve_data_dir
     from omzconv.verify import (VerifyInterrupted, cache_dir_for, default_report_path, ensure_artefacts,
                                 evaluate_model, make_report, partial_path, select_images, write_report)
 
+    if executor != "ray" and (ray_address or workers or ray_files != "auto"):
+        raise UsageError("--ray-address, --workers and --ray-files apply to --executor ray")
     registry = app.registry
     workspace = app.workspace(synthetic)
     models = registry.select(names, all_models) if names or all_models else _converted_models(app, workspace)
@@ -86,8 +103,14 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
             sources.append(load_calibration_source(registry, spec.name, root))
         return sources[0]
 
-    reports, interrupted = [], False
+    reports, interrupted, running = [], False, None
     try:
+        if executor == "ray":
+            from omzconv.verify.ray_executor import RayExecutor
+
+            with stage_status("starting Ray", app.quiet):
+                running = RayExecutor(ray_address, workers, ray_files)
+            info(f"Ray at {running.address}: {running.workers} worker{'s' * (running.workers > 1)}", app.quiet)
         for model in models:
             with transfer_bars(app.quiet) as add_bar, stage_status(f"verify {model.name}", app.quiet) as on_stage:
                 artefacts = ensure_artefacts(model, workspace, registry, wanted, input_type=input_type,
@@ -104,13 +127,16 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
                     reports.append(evaluate_model(
                         model, artefacts, selection, registry.tolerances,
                         cache_dir=None if no_cache else cache_dir_for(workspace, model), strict=strict,
-                        on_total=on_total, on_progress=lambda n: advance[0](n)))
+                        executor=running, on_total=on_total, on_progress=lambda n: advance[0](n)))
                 except VerifyInterrupted as exc:
                     reports.append(exc.report)
                     raise
     except KeyboardInterrupt:
         interrupted = True
         stderr.print("[yellow]Interrupted[/]: the result below covers the images done; run again to resume.")
+    finally:
+        if running is not None:
+            running.close()
 
     report = make_report(selection, reports, synthetic, interrupted)
     path = report_path or default_report_path(workspace, selection.info, models)
@@ -146,8 +172,8 @@ def render(report) -> None:
     report files hold the rest: top-5 agreement, mean |Δp|, top-5 intervals, timings)."""
     from rich.table import Table
 
-    from omzconv.verify import (ORIGINAL, accuracy_text, check_text, comparison_text, excluded_text, percent,
-                                reference_text)
+    from omzconv.verify import (ORIGINAL, accuracy_text, check_text, comparison_text, excluded_text, execution_text,
+                                percent, reference_text)
 
     d = report.dataset
     subset = f" (subset, seed {d.seed})" if d.limit else ""
@@ -174,6 +200,8 @@ def render(report) -> None:
                           f"{c.max_abs_prob_delta:.1e}" if c and c.max_abs_prob_delta is not None else "", speed)
         stdout.print(table)
         stdout.print(f"  output {escape(m.output)} ({m.output_kind})")
+        if m.execution is not None and m.execution.executor != "in-process":
+            stdout.print(f"  {escape(execution_text(m.execution))}", soft_wrap=True)
         if m.skipped.count:
             first = m.skipped.first[0]
             stdout.print(f"  {m.skipped.count} images skipped (first: {escape(first.path)}: {escape(first.reason)})",

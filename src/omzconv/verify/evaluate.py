@@ -4,12 +4,19 @@ Nothing here prints. Every image is decoded and preprocessed once (`preprocess.p
 the same float pixels go to every runtime: the TF runner makes RGB NHWC `(x - mean) / scale` of
 them, the IR runner BGR NCHW raw, so whatever differs is the conversion's.
 
-How images/s is counted. Images are processed in chunks; a thread pool decodes chunk k+1 while the
-runtimes, one after another, infer chunk k. A runtime's stage time is the sum over chunks of the
+Who computes. The driver (this module) plans the work as chunks of images (`work.Job`: which run
+needs which image), an executor (`executors`: this process by default, or Ray workers) returns
+each chunk's top-k and |Δ prob| (`work.JobResult`), and the driver alone writes them into the
+cache and the report — so the report does not depend on the executor, and an interrupted run keeps
+every chunk that came back.
+
+How images/s is counted. Images are processed in chunks; in this process a thread pool decodes
+chunk k+1 while the runtimes, one after another, infer chunk k. A runtime's stage time is the sum over chunks of the
 wall time the pipeline waited for that chunk's pixels (charged in full to every runtime that ran
 on it: alone, it would have waited as long) plus its own wall time on the chunk: input layout,
 inference, softmax, top-k, the |Δ prob| arithmetic and the cache write. images/s = images it
-inferred ÷ that time, i.e. what it would sustain alone with a prefetching decoder. Loading the
+inferred ÷ that time, i.e. what it would sustain alone with a prefetching decoder (on Ray, per
+worker: a worker decodes its chunk itself, and the decode time is charged). Loading the
 runtime (TF import, graph import, IR compile, and one warm-up run on a blank image: TensorFlow
 optimizes the graph on its first session run, ~4 s for Inception-ResNet-v2) is excluded, as
 benchmark_app excludes compiling and its first inference; it is reported as `load_seconds`.
@@ -23,29 +30,28 @@ it) on INT8's images, so both sides of a difference are measured on the same ima
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from omzconv.datasets import Record
-from omzconv.errors import ImageDecodeError
 from omzconv.quantize import record_key
-from omzconv.registry import Model, Preprocessing, Tolerances
-from omzconv.runners import probabilities
-from omzconv.verify.artefacts import Artefact, ModelArtefacts, Runner, RunnerFactory, open_runner
+from omzconv.registry import Model, Tolerances
+from omzconv.verify.artefacts import Artefact, ModelArtefacts, RunnerFactory
 from omzconv.verify.cache import PredictionCache, image_key
 from omzconv.verify.checks import (SYNTHETIC_WAIVER, applicable_references, conversion_checks, reference_checks,
                                    reference_reasons)
-from omzconv.verify.metrics import TOP_K, agreement, prob_deltas, set_agreement, topk_correct, topk_ids
-from omzconv.verify.report import (ORIGINAL, Accuracy, Comparison, ModelReport, PerImage, ReferenceResult,
-                                   RunResult, VerifyInterrupted)
+from omzconv.verify.executors import Executor, InProcess
+from omzconv.verify.metrics import TOP_K, agreement, set_agreement, topk_correct
+from omzconv.verify.report import (ORIGINAL, Accuracy, Comparison, Execution, ModelReport, PerImage,
+                                   ReferenceResult, RunResult, VerifyInterrupted, WorkerSpeed)
 from omzconv.verify.selection import Selection, model_labels, skipped, strict_error
+from omzconv.verify.work import Job, JobInterrupted, JobResult, RunOutput, chunks
 
 log = logging.getLogger(__name__)
 CHUNK = 64  # images decoded ahead and run through every runtime together
@@ -59,7 +65,6 @@ class _Run:
     cache: PredictionCache
     n: int
     refs: tuple[_Run, ...] = ()  # the runs it is compared with, image by image (|Δ prob| needs their vectors)
-    runner: Runner | None = None
     eligible: np.ndarray = field(init=False)  # images it may be measured on
     top: np.ndarray = field(init=False)
     prob: np.ndarray = field(init=False)
@@ -102,15 +107,21 @@ def _make_runs(artefacts: ModelArtefacts, caches: Callable[[Artefact], Predictio
     return list(runs.values())
 
 
-def _decode_chunk(pool: ThreadPoolExecutor, paths: Sequence[Path], pre: Preprocessing) -> list[Future]:
-    from omzconv.preprocess import prepare
-
-    return [pool.submit(prepare, p, pre) for p in paths]
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _record(run: _Run, out: RunOutput, keys: list[str], decode_seconds: float) -> None:
+    """A run's results for a chunk into its arrays and its cache (committed: a later interruption
+    keeps them); the chunk's decoding is charged to the run in full (see the module docstring)."""
+    sel = out.ids
+    run.top[sel], run.prob[sel], run.have[sel] = out.top, out.prob, True
+    run.cache.put(keys, out.top, out.prob)
+    for ref in run.refs:
+        name = ref.artefact.name
+        dmax, dsum = out.deltas[name]
+        run.dmax[name][sel], run.dsum[name][sel], run.have_delta[name][sel] = dmax, dsum, True
+        run.cache.put_deltas(keys, ref.artefact.sha256, dmax, dsum)
+    run.cache.commit()
+    run.inferred += len(sel)
+    run.seconds += decode_seconds + out.seconds
+    run.load_seconds += out.load_seconds
 
 
 def evaluate_model(
@@ -123,7 +134,7 @@ def evaluate_model(
     strict: bool = False,
     runner_factory: RunnerFactory | None = None,
     chunk: int = CHUNK,
-    workers: int | None = None,
+    executor: Executor | None = None,
     on_total: Callable[[int], None] = lambda total: None,
     on_progress: Callable[[float], None] = lambda images: None,
 ) -> ModelReport:
@@ -132,16 +143,15 @@ def evaluate_model(
     Images come from the cache where every artefact has them; the rest are decoded once per chunk
     and run through each artefact that lacks them (an IR's |Δ prob| needs the vectors of the runs
     it is compared with, so those run wherever it does). An IR with calibration images is never
-    run or measured on them. `on_total(n)` announces the images to process,
+    run or measured on them. `executor` computes the chunks (default: this process, `InProcess`);
+    `runner_factory` opens each artefact's runner (default: `open_runner`). `on_total(n)` announces the images to process,
     `on_progress(k)` reports progress in images. Ctrl-C raises VerifyInterrupted with the report
     for the images done; other errors propagate after the finished chunks are committed.
     """
     started = time.perf_counter()
-    runner_factory = runner_factory or open_runner
     labels, problems = model_labels(model, selection.records)
     if strict and problems:
         raise strict_error(model.name, problems)
-    outputs = [artefacts.output]
     records = list(selection.records)
     keys: list[str | None] = []
     for r in records:
@@ -184,72 +194,47 @@ def evaluate_model(
         log.info("%s: %s of %d images: cached %s", model.name, what, int(usable.sum()), cached)
     on_total(len(pending))
 
-    interrupted = False
-    pre = model.preprocessing
-    pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2), thread_name_prefix="decode")
+    refs = {run.artefact.name: tuple(ref.artefact.name for ref in run.refs) for run in runs}
+    jobs = [Job(k, tuple(ids), tuple(records[i].path for i in ids),
+                {run.artefact.name: tuple(i for i in ids if run.need[i]) for run in runs}, refs)
+            for k, ids in enumerate(chunks(pending, chunk))]
+    by_name = {run.artefact.name: run for run in runs}
+    speeds: dict[str, list[float]] = {}  # worker → [images, busy seconds]
+    interrupted, execution = False, None
+
+    def commit(result: JobResult) -> None:
+        for i, reason in result.failed.items():
+            usable[i] = False
+            problems.append((records[i].path, reason))
+        if strict and result.failed:
+            raise strict_error(model.name, problems[-len(result.failed):])
+        for name, out in result.runs.items():
+            _record(by_name[name], out, [keys[i] for i in out.ids], result.decode_seconds)
+        speed = speeds.setdefault(result.worker, [0, 0.0])
+        speed[0] += result.images
+        speed[1] += result.busy_seconds
+
+    executor = executor or InProcess()
     try:
-        chunks = list(_chunks(pending, chunk))
-        ahead = _decode_chunk(pool, [records[i].path for i in chunks[0]], pre) if chunks else []
-        for c, ids in enumerate(chunks):
-            waited = time.perf_counter()
-            pixels, ok = [], []
-            for i, future in zip(ids, ahead):
-                try:
-                    pixels.append(future.result())
-                    ok.append(i)
-                except ImageDecodeError as exc:
-                    usable[i] = False
-                    problems.append((records[i].path, str(exc).removeprefix(f"{records[i].path}: ")))
-                    if strict:
-                        raise strict_error(model.name, problems[-1:]) from None
-            waited = time.perf_counter() - waited
-            if c + 1 < len(chunks):
-                ahead = _decode_chunk(pool, [records[i].path for i in chunks[c + 1]], pre)
-            on_progress(len(ids) - len(ok))
-            if not ok:
-                continue
-            batch = np.stack(pixels)
-            position = {i: p for p, i in enumerate(ok)}
-            todo = [(run, [i for i in ok if run.need[i]]) for run in runs]
-            work = sum(len(t) for _, t in todo)
-            chunk_probs: dict[str, dict[int, np.ndarray]] = {}  # run name → image → probabilities
-            for run, todo_ids in todo:
-                if not todo_ids:
-                    continue
-                if run.runner is None:
-                    t0 = time.perf_counter()
-                    run.runner = runner_factory(model, run.artefact, outputs)
-                    run.load_seconds += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                sub = batch if len(todo_ids) == len(ok) else batch[[position[i] for i in todo_ids]]
-                out = run.runner.infer(sub, lambda n: on_progress(n * len(ok) / work))
-                probs = probabilities(model, artefacts.output, out[artefacts.output])
-                top = topk_ids(probs)
-                sel = np.array(todo_ids)
-                run.top[sel], run.prob[sel] = top, np.take_along_axis(probs, top, axis=-1)
-                run.have[sel] = True
-                chunk_keys = [keys[i] for i in todo_ids]
-                run.cache.put(chunk_keys, run.top[sel], run.prob[sel])
-                chunk_probs[run.artefact.name] = {i: probs[p] for p, i in enumerate(todo_ids)}
-                for ref in run.refs:
-                    name, ref_probs = ref.artefact.name, chunk_probs[ref.artefact.name]
-                    dmax, dsum = prob_deltas(probs, np.stack([ref_probs[i] for i in todo_ids]))
-                    run.dmax[name][sel], run.dsum[name][sel], run.have_delta[name][sel] = dmax, dsum, True
-                    run.cache.put_deltas(chunk_keys, ref.artefact.sha256, dmax, dsum)
-                run.cache.commit()
-                run.inferred += len(todo_ids)
-                run.seconds += waited + time.perf_counter() - t0
+        with executor.pool(model, artefacts, runner_factory) as pool:
+            execution = pool.info
+            for result in pool.map(jobs, on_progress):
+                commit(result)
+    except JobInterrupted as exc:
+        commit(exc.result)
+        interrupted = True
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         for run in runs:
-            if run.runner is not None:
-                run.runner.close()
             run.cache.close()
+    if execution is not None:
+        execution = dataclasses.replace(execution, per_worker=tuple(
+            WorkerSpeed(w, images, round(seconds, 3), round(images / seconds, 3) if seconds > 0 else None)
+            for w, (images, seconds) in sorted(speeds.items())))
 
     report = _model_report(model, artefacts, runs, records, labels, usable, problems, tolerances,
-                           selection.info.full_size, time.perf_counter() - started, interrupted)
+                           selection.info.full_size, time.perf_counter() - started, interrupted, execution)
     if interrupted:
         raise VerifyInterrupted(report)
     return report
@@ -257,7 +242,8 @@ def evaluate_model(
 
 def _model_report(model: Model, artefacts: ModelArtefacts, runs: list[_Run], records: Sequence[Record],
                   labels: np.ndarray, usable: np.ndarray, problems: list[tuple[Path, str]],
-                  tolerances: Tolerances, full_size: int, seconds: float, interrupted: bool) -> ModelReport:
+                  tolerances: Tolerances, full_size: int, seconds: float, interrupted: bool,
+                  execution: Execution | None) -> ModelReport:
     original, converted = runs[0], runs[1:]
     done = usable & original.have
     for run in converted:  # the images every run has done (an INT8 IR: except its calibration images)
@@ -323,4 +309,5 @@ def _model_report(model: Model, artefacts: ModelArtefacts, runs: list[_Run], rec
         model=model.name, alias=model.alias, output=artefacts.output,
         output_kind=model.output(artefacts.output).kind, weights=artefacts.weights, images=n,
         runs=results, comparisons=comparisons, references=references, checks=checks,
-        skipped=skipped(problems), seconds=round(seconds, 3), interrupted=interrupted, per_image=per_image)
+        skipped=skipped(problems), seconds=round(seconds, 3), interrupted=interrupted, execution=execution,
+        per_image=per_image)

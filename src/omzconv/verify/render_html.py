@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from omzconv.verify.render_md import accuracy_text, check_text, percent, reference_text
+from omzconv.verify.render_md import accuracy_text, check_text, execution_text, percent, reference_text
 from omzconv.verify.report import ORIGINAL, SPEED_NOTE, ModelReport, PerImage, VerifyReport
 
 MAX_DISAGREEMENTS = 24  # thumbnails per IR, the largest |Δp| first
@@ -57,7 +57,7 @@ def render_html(report: VerifyReport, *, thumbnails: bool = True) -> str:
     env = Environment(loader=PackageLoader("omzconv.verify", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(percent=percent, sci=lambda v: "–" if v is None else f"{v:.2e}",
-                       accuracy=accuracy_text, check=check_text, reference=reference_text,
+                       accuracy=accuracy_text, check=check_text, reference=reference_text, execution=execution_text,
                        short=lambda sha: sha.removeprefix("sha256:")[:12])
     models = [_model_context(m, thumbnails) for m in report.models]
     return env.get_template("report.html.j2").render(

@@ -110,6 +110,24 @@ class Skipped:
     first: tuple[Problem, ...]
 
 
+@dataclass(frozen=True)
+class WorkerSpeed:
+    worker: str  # host:pid
+    images: int  # in the chunks it returned
+    seconds: float  # busy: decoding them, then every run
+    images_per_second: float | None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What ran a model's images: this process, or Ray workers (`--executor ray`)."""
+
+    executor: str  # "in-process" or "ray"
+    address: str  # "local" or the Ray cluster's address
+    workers: int
+    per_worker: tuple[WorkerSpeed, ...] = ()
+
+
 @dataclass
 class ModelReport:
     model: str
@@ -125,6 +143,7 @@ class ModelReport:
     skipped: Skipped  # images this model could not use (undecodable, label out of its range)
     seconds: float
     interrupted: bool = False
+    execution: Execution | None = None
     per_image: PerImage | None = field(default=None, repr=False, compare=False)  # not in the JSON
 
     @property
