@@ -36,7 +36,7 @@ from omzconv.verify.metrics import (TOP_K, Z95, agreement, prob_deltas, set_agre
 from omzconv.verify.render_md import (accuracy_text, check_text, comparison_text, excluded_text, execution_text,
                                      percent, reference_text, render_markdown)
 from omzconv.verify.report import (ORIGINAL, SCHEMA, SPEED_NOTE, SYNTHETIC_NOTE, Accuracy, Check, Comparison,
-                                   DatasetInfo, Execution, ModelReport, PerImage, Problem, ReferenceResult, RunResult, Skipped,
+                                   DatasetInfo, Execution, ModelReport, comparable, PerImage, Problem, ReferenceResult, RunResult, Skipped,
                                    VerifyInterrupted, VerifyReport, WorkerSpeed, default_report_path, make_report, partial_path,
                                    write_report)
 from omzconv.verify.selection import FIRST_PROBLEMS, Selection, model_labels, select_images, skipped, strict_error
@@ -46,7 +46,7 @@ __all__ = [
     "Accuracy", "Artefact", "Execution", "Executor", "InProcess", "PerImage", "WorkerSpeed", "Check", "Comparison", "DatasetInfo", "ModelArtefacts", "ModelReport",
     "PredictionCache", "Problem", "ReferenceResult", "RunResult", "Runner", "RunnerFactory", "Selection",
     "Skipped", "VerifyInterrupted", "VerifyReport",
-    "accuracy_text", "agreement", "applicable_references", "cache_dir_for", "check_text", "comparison_text", "conversion_checks", "excluded_text", "execution_text", "int8_artefact",
+    "accuracy_text", "agreement", "applicable_references", "cache_dir_for", "check_text", "comparable", "comparison_text", "conversion_checks", "excluded_text", "execution_text", "int8_artefact",
     "default_report_path", "ensure_artefacts", "evaluate_model", "image_key", "make_report", "model_labels",
     "open_runner", "partial_path", "percent", "prob_deltas", "reference_checks", "reference_reasons", "reference_text",
     "render_markdown", "select_images", "set_agreement", "skipped", "strict_error", "topk_correct", "topk_ids",

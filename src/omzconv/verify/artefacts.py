@@ -49,7 +49,7 @@ def ensure_artefacts(model: Model, workspace: Workspace, registry: Registry, pre
                      calibration: Callable[[], CalibrationSource] | None = None,
                      calibration_size: int | None = None,
                      progress: Callable[[int, int | None], None] | None = None,
-                     on_stage: Callable[[str], None] = lambda stage: None) -> ModelArtefacts:
+                     on_stage: Callable[..., None] = lambda *stage: None) -> ModelArtefacts:
     """The frozen graph and an IR per precision, running whatever stage is missing; each artefact
     with the hash its stage verified (the IR's sidecar is re-checked against its files, and the
     recipe's source hash is the frozen graph's, re-hashed, by `convert`). INT8 comes last, after
@@ -83,7 +83,7 @@ def int8_artefact(model: Model, workspace: Workspace, registry: Registry,
                   calibration: Callable[[], CalibrationSource] | None, calibration_size: int | None, *,
                   input_type: str | None = None, layout: str | None = None,
                   progress: Callable[[int, int | None], None] | None = None,
-                  on_stage: Callable[[str], None] = lambda stage: None) -> Artefact:
+                  on_stage: Callable[..., None] = lambda *stage: None) -> Artefact:
     """The INT8 IR as it is when it is up to date with the FP32 IR (whoever made it, with whatever
     calibration: its sidecar names the images to leave out); otherwise quantized now from the FP32
     IR on `calibration_size` images of `calibration()` (default: `default_calibration_size`)."""

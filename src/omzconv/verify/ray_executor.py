@@ -86,16 +86,16 @@ class RayExecutor:
         os.environ.update(WORKER_ENV)  # read by ray.init, and inherited by the processes it starts
         ray = import_ray()
         self.ray, self.address, self.started = ray, address or "local", False
-        if not ray.is_initialized():
-            if address:
-                _reachable(address)
+        if address:
+            _reachable(address)
+        if not ray.is_initialized():  # else joined already (by this process: e.g. tests)
             options = dict(logging_level=logging.ERROR, log_to_driver=False,
                            runtime_env={"env_vars": WORKER_ENV} if address else None)
             try:
                 if address:
                     ray.init(address=address, **options)
-                else:
-                    ray.init(include_dashboard=False, **options)
+                else:  # "local": a new instance even where a cluster is running
+                    ray.init(address="local", include_dashboard=False, **options)
             except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise OmzconvError(f"cannot reach the Ray cluster at {address or 'a new local instance'}: "
@@ -141,12 +141,12 @@ class _Actor:
     def receive(self, files: dict[str, Any]) -> None:
         """The model's files from the object store (driver path → object ref), into a temp dir."""
         self.tmp = tempfile.TemporaryDirectory(prefix="omzconv-ray-")
-        local = {}
-        for k, (path, ref) in enumerate(files.items()):
-            target = Path(self.tmp.name) / str(k) / Path(path).name
-            target.parent.mkdir()
-            target.write_bytes(self._get(ref))
-            local[path] = target
+        local, folders = {}, {}  # an IR's .xml and .bin stay side by side
+        for path, ref in files.items():
+            folder = folders.setdefault(Path(path).parent, Path(self.tmp.name) / str(len(folders)))
+            folder.mkdir(exist_ok=True)
+            local[path] = folder / Path(path).name
+            local[path].write_bytes(self._get(ref))
 
         def moved(a: Artefact) -> Artefact:
             return replace(a, path=local[str(a.path)])
@@ -194,6 +194,7 @@ class _RayPool:
         self.shipped: dict[str, Any] | None = None  # driver path → object ref, once put
         self.ship_images = executor.files == "ship"
         self.actors: list[Any] = []
+        self.retried = 0  # chunks sent again after their worker died
         for _ in range(executor.workers):
             self._start()
 
@@ -242,14 +243,15 @@ class _RayPool:
                         raise OmzconvError(f"images {job.ids[0]}..{job.ids[-1]} lost {MAX_ATTEMPTS} Ray workers; "
                                            f"the last: {str(exc).splitlines()[0]}") from None
                     queue.appendleft(job)
+                    self.retried += 1
                     if actor in self.actors:  # lost: replace it (its other chunks fail and come back too)
                         self.actors.remove(actor)
                         load[id(self._start())] = 0
                     continue
                 except ray.exceptions.RayTaskError as exc:
                     raise exc.cause from None
+                yield result  # committed by the driver before anything else can interrupt it
                 on_progress(result.images)
-                yield result
         finally:
             inflight.clear()  # results still on their way are dropped: `close` stops the workers
 

@@ -214,6 +214,21 @@ class VerifyReport:
         return render_markdown(self)
 
 
+#: What differs between two runs that computed the same thing: wall times and speeds, when, and who
+#: computed it. `comparable` drops them.
+TIMING_KEYS = frozenset({"seconds", "load_seconds", "images_per_second", "execution", "created"})
+
+
+def comparable(data: Any) -> Any:
+    """`VerifyReport.to_dict()` (or any part of it) without TIMING_KEYS: equal for two executors,
+    or a repeated run, that produced the same figures."""
+    if isinstance(data, dict):
+        return {k: comparable(v) for k, v in data.items() if k not in TIMING_KEYS}
+    if isinstance(data, list):
+        return [comparable(v) for v in data]
+    return data
+
+
 class VerifyInterrupted(KeyboardInterrupt):
     """Ctrl-C during `evaluate_model`: `.report` holds the result for the images that were done."""
 
