@@ -61,9 +61,9 @@ def weights_as_variables(graph_def: Any) -> tuple[Any, dict[str, np.ndarray]]:
 
     Why: on a session's first run TensorFlow's graph optimizer (grappler) copies the graph a few
     times, and with the weights inside it as constants every copy holds them: a 553 MB VGG-16 graph
-    peaked at 7.9 GB. As variables they stay outside the graph: 2.5 GB peak, the same outputs bit
-    for bit, the same speed (benchmarks/verify_memory.py). The computation is unchanged — a variable
-    read yields exactly the constant's tensor.
+    peaked at 7.9 GB. As variables they stay outside the graph: 2.1 GB, the same outputs bit for
+    bit, no slower (batch 8: 1.1–1.7 s vs 1.9 s); benchmarks/verify_memory.py measures verify's peak.
+    The computation is unchanged — a variable read yields exactly the constant's tensor.
     """
     from omzconv.tfcompat import import_tf
 

@@ -72,15 +72,17 @@ class _Group(click.Group):
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the final result; no progress bars.")
 @click.pass_context
 def main(ctx: click.Context, models_path, cache_dir, output_dir, verbose, quiet) -> None:
-    """Convert TF-Slim Inception-v4 and Inception-ResNet-v2 to OpenVINO IR, and prove the result
-    computes what the original does.
+    """Convert TF-Slim ImageNet classifiers (Inception, MobileNet, ResNet, VGG) to OpenVINO IR,
+    and prove the result computes what the original does.
 
     \b
     Typical use:
       omzconv list                          the models and what is already done
       omzconv convert --all                 download → freeze → convert (FP32, FP16)
+      omzconv convert --tag omz             the Open Model Zoo's nine only
       omzconv verify --all --data-dir DIR   accuracy of original vs converted on ImageNet val
-    Add --synthetic-weights to run everything offline on generated weights.
+    Add --synthetic-weights to run everything offline on generated weights;
+    verify --executor ray to shard the images over a Ray cluster.
     """
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
