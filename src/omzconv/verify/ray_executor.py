@@ -195,8 +195,6 @@ class _RayPool:
         self.ship_images = executor.files == "ship"
         self.actors: list[Any] = []
         self.retried = 0  # chunks sent again after their worker died
-        for _ in range(executor.workers):
-            self._start()
 
     def _start(self) -> Any:
         actor = self.remote.remote(*self.args)
@@ -219,6 +217,8 @@ class _RayPool:
 
     def map(self, jobs: Sequence[Job], on_progress: OnProgress) -> Iterator[JobResult]:
         ray = self.ray
+        while jobs and len(self.actors) < self.executor.workers:  # started once there is work (not when all is cached)
+            self._start()
         if jobs and self.executor.files == "auto" and not self.ship_images:
             first = [(str(p), p.stat().st_size) for p in jobs[0].sources[:1] if isinstance(p, Path)]
             self.ship_images = not all(ray.get([a.sees.remote(first) for a in self.actors]))
