@@ -51,7 +51,7 @@ from omzconv.verify.metrics import TOP_K, agreement, set_agreement, topk_correct
 from omzconv.verify.report import (ORIGINAL, Accuracy, Comparison, Execution, ModelReport, PerImage,
                                    ReferenceResult, RunResult, VerifyInterrupted, WorkerSpeed)
 from omzconv.verify.selection import Selection, model_labels, skipped, strict_error
-from omzconv.verify.work import Job, JobInterrupted, JobResult, RunOutput, chunks
+from omzconv.verify.work import Job, JobInterrupted, JobResult, RunOutput
 
 log = logging.getLogger(__name__)
 CHUNK = 64  # images decoded ahead and run through every runtime together
@@ -105,6 +105,10 @@ def _make_runs(artefacts: ModelArtefacts, caches: Callable[[Artefact], Predictio
         refs = (original,) + ((runs[artefact.source],) if artefact.source in runs else ())
         runs[artefact.name] = _Run(artefact, caches(artefact), n, refs)
     return list(runs.values())
+
+
+def _chunks(items: Sequence[int], size: int) -> list[Sequence[int]]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
 
 
 def _record(run: _Run, out: RunOutput, keys: list[str], decode_seconds: float) -> None:
@@ -197,7 +201,7 @@ def evaluate_model(
     refs = {run.artefact.name: tuple(ref.artefact.name for ref in run.refs) for run in runs}
     jobs = [Job(k, tuple(ids), tuple(records[i].path for i in ids),
                 {run.artefact.name: tuple(i for i in ids if run.need[i]) for run in runs}, refs)
-            for k, ids in enumerate(chunks(pending, chunk))]
+            for k, ids in enumerate(_chunks(pending, chunk))]
     by_name = {run.artefact.name: run for run in runs}
     speeds: dict[str, list[float]] = {}  # worker → [images, busy seconds]
     interrupted, execution = False, None

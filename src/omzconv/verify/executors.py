@@ -15,11 +15,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
-from omzconv.errors import ImageDecodeError
 from omzconv.registry import Model
 from omzconv.verify.artefacts import ModelArtefacts, RunnerFactory
 from omzconv.verify.report import Execution
-from omzconv.verify.work import Job, JobResult, Worker
+from omzconv.verify.work import Job, JobResult, Worker, gather
 
 OnProgress = Callable[[float], None]  # progress in images
 
@@ -85,16 +84,12 @@ class _LocalPool:
         try:
             ahead = decode(jobs[0]) if jobs else []
             for k, job in enumerate(jobs):
-                waited, pixels, failed = time.perf_counter(), {}, {}
-                for i, future in zip(job.ids, ahead):
-                    try:
-                        pixels[i] = future.result()
-                    except ImageDecodeError as exc:
-                        failed[i] = exc.reason
+                waited = time.perf_counter()
+                decoded = gather(job.ids, (future.result for future in ahead))
                 waited = time.perf_counter() - waited
                 if k + 1 < len(jobs):
                     ahead = decode(jobs[k + 1])
-                yield self.worker.run(job, pixels, failed, waited, on_progress)
+                yield self.worker.run(job, decoded, waited, on_progress)
         finally:
             threads.shutdown(wait=True, cancel_futures=True)
 

@@ -140,13 +140,15 @@ class _Actor:
 
     def receive(self, files: dict[str, Any]) -> None:
         """The model's files from the object store (driver path → object ref), into a temp dir."""
+        import ray
+
         self.tmp = tempfile.TemporaryDirectory(prefix="omzconv-ray-")
         local, folders = {}, {}  # an IR's .xml and .bin stay side by side
         for path, ref in files.items():
             folder = folders.setdefault(Path(path).parent, Path(self.tmp.name) / str(len(folders)))
             folder.mkdir(exist_ok=True)
             local[path] = folder / Path(path).name
-            local[path].write_bytes(self._get(ref))
+            local[path].write_bytes(ray.get(ref))
 
         def moved(a: Artefact) -> Artefact:
             return replace(a, path=local[str(a.path)])
@@ -154,24 +156,18 @@ class _Actor:
         self.artefacts = replace(self.artefacts, original=moved(self.artefacts.original),
                                  converted=tuple(moved(a) for a in self.artefacts.converted))
 
-    @staticmethod
-    def _get(ref: Any) -> bytes:
-        import ray
-
-        return ray.get(ref)
-
     def run(self, job: Job) -> JobResult:
         """Decode (concurrently with the previous chunk's inference), then infer; the runtimes'
         wait for these pixels is what is charged as decoding (as in the in-process executor)."""
         started = time.perf_counter()
-        pixels, failed, _ = decode_job(job, self.model)
-        decoded = time.perf_counter()
+        decoded = decode_job(job, self.model)
+        ready = time.perf_counter()
         with self.lock:
             if self.worker is None:
                 self.worker = Worker(self.model, self.artefacts, self.factory)
-            waited = max(0.0, decoded - max(started, self.free_since))
+            waited = max(0.0, ready - max(started, self.free_since))
             try:
-                return self.worker.run(job, pixels, failed, waited)
+                return self.worker.run(job, decoded, waited)
             finally:
                 self.free_since = time.perf_counter()
 
@@ -222,38 +218,36 @@ class _RayPool:
         if jobs and self.executor.files == "auto" and not self.ship_images:
             first = [(str(p), p.stat().st_size) for p in jobs[0].sources[:1] if isinstance(p, Path)]
             self.ship_images = not all(ray.get([a.sees.remote(first) for a in self.actors]))
+        # Ctrl-C leaves `inflight` behind: those results are dropped, and `close` stops the workers
         queue, inflight = deque(jobs), {}  # object ref → (job, actor)
         load = {id(a): 0 for a in self.actors}
-        attempts: dict[int, int] = {}
-        try:
-            while queue or inflight:
-                for actor in self.actors:
-                    while queue and load[id(actor)] < IN_FLIGHT:
-                        job = queue.popleft()
-                        inflight[actor.run.remote(self._sources(job))] = (job, actor)
-                        load[id(actor)] += 1
-                ready, _ = ray.wait(list(inflight), num_returns=1)
-                job, actor = inflight.pop(ready[0])
-                load[id(actor)] -= 1
-                try:
-                    result = ray.get(ready[0])
-                except ray.exceptions.RayActorError as exc:
-                    attempts[job.index] = attempts.get(job.index, 0) + 1
-                    if attempts[job.index] >= MAX_ATTEMPTS:
-                        raise OmzconvError(f"images {job.ids[0]}..{job.ids[-1]} lost {MAX_ATTEMPTS} Ray workers; "
-                                           f"the last: {str(exc).splitlines()[0]}") from None
-                    queue.appendleft(job)
-                    self.retried += 1
-                    if actor in self.actors:  # lost: replace it (its other chunks fail and come back too)
-                        self.actors.remove(actor)
-                        load[id(self._start())] = 0
-                    continue
-                except ray.exceptions.RayTaskError as exc:
-                    raise exc.cause from None
-                yield result  # committed by the driver before anything else can interrupt it
-                on_progress(result.images)
-        finally:
-            inflight.clear()  # results still on their way are dropped: `close` stops the workers
+        attempts: dict[int, int] = {}  # job index → workers it has lost
+        while queue or inflight:
+            for actor in self.actors:
+                while queue and load[id(actor)] < IN_FLIGHT:
+                    job = queue.popleft()
+                    inflight[actor.run.remote(self._sources(job))] = (job, actor)
+                    load[id(actor)] += 1
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            job, actor = inflight.pop(ready[0])
+            load[id(actor)] -= 1
+            try:
+                result = ray.get(ready[0])
+            except ray.exceptions.RayActorError as exc:
+                attempts[job.index] = attempts.get(job.index, 0) + 1
+                if attempts[job.index] >= MAX_ATTEMPTS:
+                    raise OmzconvError(f"images {job.ids[0]}..{job.ids[-1]} lost {MAX_ATTEMPTS} Ray workers; "
+                                       f"the last: {str(exc).splitlines()[0]}") from None
+                queue.appendleft(job)
+                self.retried += 1
+                if actor in self.actors:  # lost: replace it (its other chunks fail and come back too)
+                    self.actors.remove(actor)
+                    load[id(self._start())] = 0
+                continue
+            except ray.exceptions.RayTaskError as exc:
+                raise exc.cause from None
+            yield result  # committed by the driver before anything else can interrupt it
+            on_progress(result.images)
 
     def close(self) -> None:
         for actor in self.actors:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,11 @@ class RunOutput:
 
 @dataclass
 class JobResult:
-    job: int
     worker: str
     runs: dict[str, RunOutput]
     failed: dict[int, str]  # image → why it could not be decoded
     decode_seconds: float  # waiting for the chunk's pixels
-    images: int = 0  # in the job
+    images: int  # in the job
 
     @property
     def busy_seconds(self) -> float:
@@ -62,17 +62,26 @@ class JobResult:
         return self.decode_seconds + sum(out.seconds for out in self.runs.values())
 
 
-def decode_job(job: Job, model: Model) -> tuple[dict[int, np.ndarray], dict[int, str], float]:
-    """The prepared pixels of the job's images (`preprocess.prepare`), the ones that failed, seconds."""
-    from omzconv.preprocess import prepare
+Decoded = tuple[dict[int, np.ndarray], dict[int, str]]  # pixels per image, and why the others failed
 
-    started, pixels, failed = time.perf_counter(), {}, {}
-    for i, source in zip(job.ids, job.sources):
+
+def gather(ids: Sequence[int], decoders: Iterable[Callable[[], np.ndarray]]) -> Decoded:
+    """Each image's pixels from its decoder (a call of `preprocess.prepare`, or a future's
+    `result`), or why it could not be decoded."""
+    pixels, failed = {}, {}
+    for i, decode in zip(ids, decoders):
         try:
-            pixels[i] = prepare(source, model.preprocessing)
+            pixels[i] = decode()
         except ImageDecodeError as exc:
             failed[i] = exc.reason
-    return pixels, failed, time.perf_counter() - started
+    return pixels, failed
+
+
+def decode_job(job: Job, model: Model) -> Decoded:
+    """The job's images decoded and prepared here, one after another."""
+    from omzconv.preprocess import prepare
+
+    return gather(job.ids, (partial(prepare, source, model.preprocessing) for source in job.sources))
 
 
 class JobInterrupted(KeyboardInterrupt):
@@ -94,17 +103,14 @@ class Worker:
         self.by_name: dict[str, Artefact] = {a.name: a for a in artefacts.all}
         self.runners: dict[str, Runner] = {}
 
-    def run(self, job: Job, pixels: dict[int, np.ndarray] | None = None, failed: dict[int, str] | None = None,
-            decode_seconds: float | None = None, on_progress: Callable[[float], None] = lambda images: None,
-            ) -> JobResult:
-        """The job's result; `pixels` (with `failed`, `decode_seconds`) if already decoded, else
-        decoded here. `on_progress(k)` reports progress in images of the chunk as runs finish them."""
-        if pixels is None:
-            pixels, failed, decode_seconds = decode_job(job, self.model)
-        failed = failed or {}
+    def run(self, job: Job, decoded: Decoded, decode_seconds: float,
+            on_progress: Callable[[float], None] = lambda images: None) -> JobResult:
+        """The job's result from its `decoded` images (`decode_seconds`: the runtimes' wait for
+        them). `on_progress(k)` reports progress in images of the chunk as runs finish them."""
+        pixels, failed = decoded
         ok = [i for i in job.ids if i in pixels]
         on_progress(len(job.ids) - len(ok))
-        result = JobResult(job.index, self.name, {}, failed, decode_seconds or 0.0, len(job.ids))
+        result = JobResult(self.name, {}, failed, decode_seconds, len(job.ids))
         if not ok:
             return result
         position = {i: p for p, i in enumerate(ok)}
@@ -140,7 +146,3 @@ class Worker:
     def close(self) -> None:
         while self.runners:
             self.runners.popitem()[1].close()
-
-
-def chunks(items: Sequence[int], size: int) -> list[Sequence[int]]:
-    return [items[start:start + size] for start in range(0, len(items), size)]
