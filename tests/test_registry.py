@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 from pathlib import Path
 
 import pytest
@@ -13,11 +15,16 @@ from omzconv.registry import default_models_path, load_registry
 ROOT_YAML = Path(__file__).resolve().parents[1] / "models.yaml"
 
 
+@functools.lru_cache(maxsize=1)
+def _root_data() -> dict:
+    return yaml.safe_load(ROOT_YAML.read_text())
+
+
 @pytest.fixture
 def write_registry(tmp_path):
     """Write models.yaml with one change applied; return its path."""
     def write(change) -> Path:
-        data = yaml.safe_load(ROOT_YAML.read_text())
+        data = copy.deepcopy(_root_data())
         change(data)
         path = tmp_path / "models.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -233,3 +240,87 @@ def test_registry_objects_are_immutable():
     model = load_registry(ROOT_YAML).model("inception_v4")
     with pytest.raises(AttributeError):
         model.num_classes = 10  # type: ignore[misc]
+
+
+# --- names become paths; numbers are finite and in range (issue 16 §1, §4) -----------------------
+
+
+def _rename(old: str, new: str):
+    def change(data):
+        data["models"] = {new if k == old else k: v for k, v in data["models"].items()}
+    return change
+
+
+@pytest.mark.parametrize("name", ["/some/dir/m", "../../x", "..", ".hidden", "a/b", "a\\b", "-rf", "a b",
+                                  "x" * 101, "synthetic", "reports", "cache"])
+def test_model_names_are_identifiers_not_paths(write_registry, name):
+    with pytest.raises(ConfigError) as info:
+        load_registry(write_registry(_rename("inception_v4", name)))
+    message = str(info.value)
+    assert message.startswith(f"models.yaml: {name}: ")
+    assert "expected a model name of letters, digits" in message or "is reserved" in message \
+        or "expected a non-empty string" in message
+    assert "\n" not in message
+
+
+def test_identifier_names_are_accepted(write_registry):
+    registry = load_registry(write_registry(_rename("inception_v4", "My_model-2.0")))
+    assert registry.model("My_model-2.0").alias == "googlenet-v4-tf"
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("models.inception_v4.alias", "../x", "models.yaml: inception_v4: alias: expected a alias of letters"),
+    ("models.inception_v4.alias", "/tmp/x", "models.yaml: inception_v4: alias: expected a alias of letters"),
+    ("models.inception_v4.tags", ["a/b"], "models.yaml: inception_v4: tags[0]: expected a lower-case word"),
+    ("models.inception_v4.tags", [".x"], "models.yaml: inception_v4: tags[0]: expected a lower-case word"),
+    ("models.inception_v4.files.0.size", 10**400,
+     "models.yaml: inception_v4: files[0].size: expected at most 9007199254740992, got an integer of 401 digits"),
+    ("models.inception_v4.num_classes", 10**12, "models.yaml: inception_v4: num_classes: expected at most 1000000"),
+    ("models.inception_v4.gflops", 10**400, "models.yaml: inception_v4: gflops: expected a finite number"),
+    ("models.inception_v4.preprocessing.mean", float("nan"),
+     "models.yaml: inception_v4: preprocessing.mean: expected a finite number, got nan"),
+    ("models.inception_v4.preprocessing.mean", [1.0, float("inf"), 1.0],
+     "models.yaml: inception_v4: preprocessing.mean[1]: expected a finite number, got inf"),
+    ("models.inception_v4.preprocessing.scale", float("inf"),
+     "models.yaml: inception_v4: preprocessing.scale: expected a finite number, got inf"),
+    ("models.inception_v4.preprocessing.mean", 300, "preprocessing.mean: expected a number in [-inf, 255], got 300"),
+    ("models.inception_v4.preprocessing.central_fraction", float("nan"),
+     "models.yaml: inception_v4: preprocessing.central_fraction: expected a finite number, got nan"),
+    ("tolerances.precisions.FP32.top1_pp", float("nan"),
+     "models.yaml: tolerances.precisions.FP32.top1_pp: expected a finite number, got nan"),
+    ("tolerances.precisions.FP32.top1_pp", -1, "tolerances.precisions.FP32.top1_pp: expected a number in [0, 100]"),
+    ("tolerances.precisions.FP32.agreement", float("inf"),
+     "models.yaml: tolerances.precisions.FP32.agreement: expected a finite number, got inf"),
+    ("tolerances.precisions.FP32.agreement", 1.5, "tolerances.precisions.FP32.agreement: expected a number in"),
+    ("tolerances.precisions.FP32.self_check.max_prob_delta", float("nan"),
+     "tolerances.precisions.FP32.self_check.max_prob_delta: expected a finite number, got nan"),
+    ("tolerances.precisions.FP16.self_check.tie_margin", float("-inf"),
+     "tolerances.precisions.FP16.self_check.tie_margin: expected a finite number, got -inf"),
+    ("tolerances.reference_pp", float("nan"), "models.yaml: tolerances.reference_pp: expected a finite number"),
+    ("models.inception_v4.input.shape", [1, 10**6, 10**6, 3], "input.shape[1]: expected at most 8192"),
+])
+def test_names_sizes_and_numbers_out_of_range_are_one_line_errors(write_registry, path, value, message):
+    with pytest.raises(ConfigError) as info:
+        load_registry(write_registry(_set(path, value)))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_dataset_names_are_identifiers(write_registry):
+    def change(data):
+        data["datasets"]["../escape"] = data["datasets"].pop("imagenet-val")
+    with pytest.raises(ConfigError, match=r"^models\.yaml: \.\./escape: expected a dataset name of letters"):
+        load_registry(write_registry(change))
+
+
+def test_non_utf8_and_deeply_nested_registries_are_one_line_errors(tmp_path):
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(ROOT_YAML.read_bytes().replace(b"Inception-v4", b"Inception-v4 \xe9t\xe9", 1))
+    with pytest.raises(ConfigError) as info:
+        load_registry(latin1)
+    assert str(info.value).startswith(f"{latin1}: not UTF-8 text (byte 0xe9 at offset ")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("schema: 1\nmodels: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_registry(deep)
+    assert str(info.value) == f"{deep}: not a model registry: nested too deeply"

@@ -8,6 +8,7 @@ Every validation error names the file, the model and the field, e.g.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -35,6 +36,14 @@ class Digest:
 
 
 UNPUBLISHED = "unpublished"  # models.yaml's word for a size or hash nobody published
+#: A model name, alias or dataset name becomes a folder or file name: letters, digits, '.', '_', '-',
+#: not starting with '.' or '-' (so never '..', a hidden file or an option), at most 100 characters.
+IDENTIFIER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+#: Folders omzconv keeps beside the models' own in the output and cache directories.
+RESERVED_NAMES = ("synthetic", "reports", "cache")
+MAX_INTEGER = 2**53  # any count or size in models.yaml; beyond it floats lose integers
+MAX_SIDE = 8192  # input dimensions and resize sides
+MAX_CLASSES = 1_000_000
 SOURCES = ("checkpoint", "frozen_graph")
 RECIPES = ("inception", "vgg")
 
@@ -237,10 +246,14 @@ def load_registry(path: Path | None = None) -> Registry:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read model registry {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(yaml_error_text(path, exc)) from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: not a model registry: nested too deeply") from None
     return _parse_registry(_Node(data, path.name, ""), path)
 
 
@@ -290,10 +303,24 @@ class _Node:
             raise self.error(f"missing key {missing[0]!r}")
         return {k: self.child(k, v) for k, v in self.value.items()}
 
-    def items(self) -> list[tuple[str, _Node]]:
+    def items(self, what: str = "") -> list[tuple[str, _Node]]:
+        """The entries of a non-empty mapping; with `what` (e.g. "model name"), each key must be an
+        identifier (see IDENTIFIER) that is not reserved."""
         if not isinstance(self.value, dict) or not self.value:
             raise self.error(f"expected a non-empty mapping, got {_describe(self.value)}")
+        if what:
+            for key in self.value:
+                _Node(key, self.file, f"{key}:").identifier(what)
         return [(str(k), _Node(v, self.file, f"{k}:")) for k, v in self.value.items()]
+
+    def identifier(self, what: str) -> str:
+        text = self.string()
+        if not IDENTIFIER.fullmatch(text):
+            raise self.error(f"expected a {what} of letters, digits, '.', '_' or '-', not starting with '.' "
+                             f"or '-' (at most 100 characters), got {text!r}")
+        if text in RESERVED_NAMES:
+            raise self.error(f"{what} {text!r} is reserved: omzconv keeps its own folder of that name")
+        return text
 
     def sequence(self, allow_empty: bool = False) -> list[_Node]:
         if not isinstance(self.value, list) or (not self.value and not allow_empty):
@@ -307,31 +334,45 @@ class _Node:
             raise self.error(f"expected one of {', '.join(choices)}, got {self.value!r}")
         return self.value.strip()
 
-    def integer(self, minimum: int = 0) -> int:
-        if isinstance(self.value, bool) or not isinstance(self.value, int) or self.value < minimum:
+    def integer(self, minimum: int = 0, maximum: int = MAX_INTEGER) -> int:
+        value = self.value
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             kind = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
-            raise self.error(f"expected {kind}, got {_describe(self.value)}")
-        return self.value
+            raise self.error(f"expected {kind}, got {_describe(value)}")
+        if value > maximum:
+            raise self.error(f"expected at most {maximum}, got {_describe(value)}")
+        return value
 
-    def number(self, positive: bool = True) -> float:
-        ok = isinstance(self.value, (int, float)) and not isinstance(self.value, bool)
-        if not ok or (positive and self.value <= 0):
-            raise self.error(f"expected a {'positive ' if positive else ''}number, got {_describe(self.value)}")
-        return float(self.value)
+    def number(self, positive: bool = True, minimum: float | None = None, maximum: float | None = None) -> float:
+        """A finite number (no NaN, no infinity): > 0 if `positive`, within [minimum, maximum] if given."""
+        value = self.value
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or (positive and value <= 0):
+            raise self.error(f"expected a {'positive ' if positive else ''}number, got {_describe(value)}")
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
+            raise self.error(f"expected a finite number, got {_describe(value)}")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            low = "-inf" if minimum is None else f"{minimum:g}"
+            high = "inf" if maximum is None else f"{maximum:g}"
+            raise self.error(f"expected a number in [{low}, {high}], got {_describe(value)}")
+        return float(value)
 
     def boolean(self) -> bool:
         if not isinstance(self.value, bool):
             raise self.error(f"expected true or false, got {_describe(self.value)}")
         return self.value
 
-    def numbers(self) -> tuple[float, ...]:
-        """A positive number or a list of three (one per channel)."""
+    def numbers(self, maximum: float | None = None) -> tuple[float, ...]:
+        """A positive number or a list of three (one per channel), each at most `maximum`."""
         if isinstance(self.value, list):
-            values = tuple(n.number() for n in self.sequence())
+            values = tuple(n.number(maximum=maximum) for n in self.sequence())
             if len(values) != 3:
                 raise self.error(f"expected one number or three (per channel), got {len(values)}")
             return values
-        return (self.number(),)
+        return (self.number(maximum=maximum),)
 
 
 def _describe(value: Any) -> str:
@@ -339,7 +380,10 @@ def _describe(value: Any) -> str:
         return "nothing"
     if isinstance(value, (dict, list)):
         return f"a {type(value).__name__}"
-    return repr(value)
+    if isinstance(value, int) and abs(value) > MAX_INTEGER:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _relative_path(node: _Node) -> str:
@@ -387,19 +431,19 @@ def _preprocessing(node: _Node) -> Preprocessing:
     p = node.mapping(["color", "mean", "scale", "size", *shape_keys], ["recipe"])
     recipe = p["recipe"].string(RECIPES) if "recipe" in p else "inception"
     fraction, resize_side = 1.0, None
-    size = p["size"].integer(minimum=1)
+    size = p["size"].integer(minimum=1, maximum=MAX_SIDE)
     if recipe == "inception":
         fraction = p["central_fraction"].number()
         if fraction > 1:
             raise p["central_fraction"].error(f"expected a fraction in (0, 1], got {fraction}")
     else:
-        resize_side = p["resize_side"].integer(minimum=1)
+        resize_side = p["resize_side"].integer(minimum=1, maximum=MAX_SIDE)
         if resize_side < size:
             raise p["resize_side"].error(f"expected at least size ({size}), got {resize_side}")
     return Preprocessing(
         color=p["color"].string(("RGB", "BGR")),
-        mean=p["mean"].numbers(),
-        scale=p["scale"].numbers(),
+        mean=p["mean"].numbers(maximum=255),  # pixel units, 0..255
+        scale=p["scale"].numbers(maximum=255),
         central_fraction=fraction,
         size=size,
         recipe=recipe,
@@ -419,7 +463,7 @@ def _model(name: str, node: _Node) -> Model:
     if needed not in m:
         raise node.error(f"missing key {needed!r} (source: {source} names the archive member to start from)")
     i = m["input"].mapping(["name", "shape", "layout"])
-    shape = tuple(n.integer(minimum=1) for n in i["shape"].sequence())
+    shape = tuple(n.integer(minimum=1, maximum=MAX_SIDE) for n in i["shape"].sequence())
     if len(shape) != 4:
         raise i["shape"].error(f"expected 4 dimensions, got {len(shape)}")
     if shape[1] != shape[2] or shape[3] != 3:
@@ -448,7 +492,7 @@ def _model(name: str, node: _Node) -> Model:
     )
     return Model(
         name=name,
-        alias=m["alias"].string() if "alias" in m else "",
+        alias=m["alias"].identifier("alias") if "alias" in m else "",
         description=" ".join(m["description"].string().split()),
         task=m["task"].string(("classification",)),
         framework=m["framework"].string(("tf",)),
@@ -459,7 +503,7 @@ def _model(name: str, node: _Node) -> Model:
         files=tuple(_file_spec(f) for f in m["files"].sequence()),
         checkpoint=_relative_path(m["checkpoint"]) if "checkpoint" in m else "",
         network=m["network"].string(),
-        num_classes=m["num_classes"].integer(minimum=2),
+        num_classes=m["num_classes"].integer(minimum=2, maximum=MAX_CLASSES),
         label_offset=m["label_offset"].integer() if "label_offset" in m else 0,
         input=InputSpec(i["name"].string(), shape, i["layout"].string(("NHWC",))),
         preprocessing=preprocessing,
@@ -494,7 +538,7 @@ def _reference(node: _Node, outputs: set[str]) -> Reference:
     output = r["output"].string()
     if output not in outputs:
         raise r["output"].error(f"expected one of the model's outputs, got {output!r}")
-    return Reference(r["source"].string(), output, r["top1"].number(), r["top5"].number())
+    return Reference(r["source"].string(), output, r["top1"].number(maximum=100), r["top5"].number(maximum=100))
 
 
 def _tolerances(node: _Node) -> Tolerances:
@@ -507,15 +551,17 @@ def _tolerances(node: _Node) -> Tolerances:
             ["top1_pp"], ["agreement", "self_check", "enforced_on_synthetic"])
         check = p["self_check"].mapping([], ["max_prob_delta", "top1", "tie_margin"]) if "self_check" in p else {}
         precisions[precision] = PrecisionTolerance(
-            top1_pp=p["top1_pp"].number(positive=False),
-            agreement=p["agreement"].number() if "agreement" in p else None,
-            self_check_max_prob_delta=check["max_prob_delta"].number() if "max_prob_delta" in check else None,
+            top1_pp=p["top1_pp"].number(positive=False, minimum=0, maximum=100),
+            agreement=p["agreement"].number(maximum=1) if "agreement" in p else None,
+            self_check_max_prob_delta=check["max_prob_delta"].number(maximum=1) if "max_prob_delta" in check else None,
             self_check_top1=check["top1"].boolean() if "top1" in check else False,
-            self_check_tie_margin=check["tie_margin"].number(positive=False) if "tie_margin" in check else 0.0,
+            self_check_tie_margin=(check["tie_margin"].number(positive=False, minimum=0, maximum=1)
+                                   if "tie_margin" in check else 0.0),
             enforced_on_synthetic=(p["enforced_on_synthetic"].boolean() if "enforced_on_synthetic" in p
                                    else True),
         )
-    return Tolerances(reference_pp=t["reference_pp"].number(positive=False), precisions=precisions)
+    return Tolerances(reference_pp=t["reference_pp"].number(positive=False, minimum=0, maximum=100),
+                      precisions=precisions)
 
 
 def _dataset(name: str, node: _Node) -> DatasetSpec:
@@ -524,7 +570,7 @@ def _dataset(name: str, node: _Node) -> DatasetSpec:
     return DatasetSpec(
         name=name,
         description=d["description"].string(),
-        num_classes=d["num_classes"].integer(minimum=2),
+        num_classes=d["num_classes"].integer(minimum=2, maximum=MAX_CLASSES),
         size=d["size"].integer() if "size" in d else 0,
         env=d["env"].string() if "env" in d else "",
         layouts=layouts,
@@ -535,12 +581,12 @@ def _parse_registry(root: _Node, path: Path) -> Registry:
     top = root.mapping(["schema", "models", "tolerances"], ["datasets"])
     if top["schema"].value != 1:
         raise top["schema"].error(f"unsupported schema {top['schema'].value!r} (this omzconv reads 1)")
-    models = tuple(_model(name, node) for name, node in top["models"].items())
+    models = tuple(_model(name, node) for name, node in top["models"].items("model name"))
     seen: dict[str, str] = {}
     for model in models:
         for key in filter(None, (model.name, model.alias)):
             if key in seen:
                 raise root.error(f"{model.name}: name or alias {key!r} is already used by {seen[key]}")
             seen[key] = model.name
-    datasets = tuple(_dataset(n, d) for n, d in top["datasets"].items()) if "datasets" in top else ()
+    datasets = tuple(_dataset(n, d) for n, d in top["datasets"].items("dataset name")) if "datasets" in top else ()
     return Registry(path=path, models=models, datasets=datasets, tolerances=_tolerances(top["tolerances"]))
