@@ -31,6 +31,11 @@ class IntegrityError(DownloadError):
     """A file's size or hash differs from the one declared."""
 
 
+class PathError(OmzconvError):
+    """A path omzconv would create, replace or delete lies outside its cache and output directories,
+    or holds something omzconv did not make."""
+
+
 class ArchiveError(OmzconvError):
     """An archive is corrupt or has members that would escape the target directory."""
 

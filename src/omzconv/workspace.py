@@ -3,6 +3,10 @@
 Downloads (checkpoint archives and their extracted contents) go to the cache directory, shared by
 every project of the user; artefacts (frozen graphs, IRs, reports) go to the output directory.
 Synthetic-weight artefacts live in their own `synthetic/` subtree of both, never beside real ones.
+
+Every path omzconv creates, replaces or deletes is built here and checked here (`Workspace.inside`):
+resolved, it must lie strictly under the cache or the output directory, whatever a model's name or
+any other field of models.yaml says.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from omzconv.errors import PathError
 from omzconv.fileutil import file_digest, read_json
 from omzconv.registry import PRECISIONS, Model
 
@@ -41,36 +46,49 @@ class Workspace:
     def _flavour(self, root: Path) -> Path:
         return root / "synthetic" if self.synthetic else root
 
+    def inside(self, root: Path, *parts: str) -> Path:
+        """`root / parts...`, checked: resolved (symbolic links, '..'), it must lie strictly under
+        `root` resolved, else PathError. Every path builder below goes through here."""
+        path = root.joinpath(*parts)
+        try:
+            top, resolved = root.resolve(), path.resolve()
+        except (OSError, RuntimeError) as exc:
+            raise PathError(f"cannot resolve {path}: {exc}") from exc
+        if top not in resolved.parents:
+            raise PathError(f"refusing {path}: it lies outside {root}, and omzconv creates, replaces and deletes "
+                            "only under its cache and output directories")
+        return path
+
     def download_dir(self, model: Model) -> Path:
         """Where the checkpoint archive of `model` is stored."""
-        return self._flavour(self.cache_dir) / model.name
+        return self.inside(self._flavour(self.cache_dir), model.name)
 
     def archive_path(self, model: Model) -> Path:
-        return self.download_dir(model) / model.files[0].name
+        return self.inside(self._flavour(self.cache_dir), model.name, model.files[0].name)
 
     def checkpoint_dir(self, model: Model) -> Path:
         """Where the archive is extracted."""
-        return self.download_dir(model) / "checkpoint"
+        return self.inside(self._flavour(self.cache_dir), model.name, "checkpoint")
 
     def checkpoint_path(self, model: Model) -> Path:
         """The checkpoint the archive holds (the extraction directory if it holds none)."""
-        return self.checkpoint_dir(model) / model.checkpoint
+        return self.inside(self._flavour(self.cache_dir), model.name, "checkpoint", model.checkpoint)
 
     def source_path(self, model: Model) -> Path:
         """What the pipeline starts from: the extracted checkpoint, or the authors' frozen graph."""
-        return self.checkpoint_dir(model) / model.source_member
+        return self.inside(self._flavour(self.cache_dir), model.name, "checkpoint", model.source_member)
 
     def model_dir(self, model: Model) -> Path:
-        return self._flavour(self.output_dir) / model.name
+        return self.inside(self._flavour(self.output_dir), model.name)
 
     def frozen_path(self, model: Model) -> Path:
-        return self.model_dir(model) / f"{model.name}.frozen.pb"
+        return self.inside(self._flavour(self.output_dir), model.name, f"{model.name}.frozen.pb")
 
     def ir_path(self, model: Model, precision: str, variant: str = "") -> Path:
         """`<out>/<name>/FP32/<name>.xml`; an IR with another input interface (see `ir_variant`)
         lives apart, e.g. `<out>/<name>/FP32-u8-nhwc/<name>.xml`."""
         folder = f"{precision}-{variant}" if variant else precision
-        return self.model_dir(model) / folder / f"{model.name}.xml"
+        return self.inside(self._flavour(self.output_dir), model.name, folder, f"{model.name}.xml")
 
     def status(self, model: Model) -> dict[str, object]:
         """What exists for `model`: files are only ever renamed into place once verified."""
