@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from werkzeug.wrappers import Request, Response
 
-from omzconv import download
+from omzconv.download import stream
 from omzconv.download import (
     Action,
     dry_run_plan,
@@ -39,7 +40,7 @@ NAME = "model_2016.tar.gz"
 @pytest.fixture(autouse=True)
 def _local_only(monkeypatch):
     """Small chunks (several progress calls for a small file) and no proxy between us and 127.0.0.1."""
-    monkeypatch.setattr(download, "CHUNK_SIZE", 16 * 1024)
+    monkeypatch.setattr(stream, "CHUNK_SIZE", 16 * 1024)
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
@@ -436,9 +437,8 @@ def test_extract_is_idempotent(tmp_path, archive):
 
 def test_extract_replaces_a_stale_directory(tmp_path, archive):
     target = tmp_path / "models" / "out"
-    target.mkdir(parents=True)
-    (target / "leftover").write_text("from an older run")
     extract_archive(archive, target)
+    (target / "leftover").write_text("from an older run")
     archive.write_bytes(tar_bytes([file_member("model.ckpt", b"new weights")]))
     os.utime(archive, ns=(10**18, 10**18))
     extract_archive(archive, target, expect="model.ckpt")
@@ -531,3 +531,300 @@ def test_corrupt_archive_is_an_archive_error(tmp_path, payload):
     archive.write_bytes(b"this is not an archive at all")
     with pytest.raises(ArchiveError, match=r"^broken.tar.gz: corrupt or not a tar archive"):
         extract_archive(archive, target)
+
+
+# --- bounds: size, cap, stall, Ctrl-C, credentials (issue 16 §2) -----------------------------------
+
+
+class _Server:
+    """A local HTTP server with a misbehaving handler; every answer ends by itself within `seconds`."""
+
+    def __init__(self, mode: str, *, body: bytes = b"", interval: float = 0.5, seconds: float = 10.0,
+                 content_length: int | None = None) -> None:
+        import time
+
+        owner = self
+        self.sent = 0
+        self.connections = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                owner.connections += 1
+                started = time.monotonic()
+                if mode == "silent":  # never answers
+                    while time.monotonic() - started < seconds:
+                        time.sleep(0.05)
+                    return
+                self.send_response(200)
+                if content_length is not None:
+                    self.send_header("Content-Length", str(content_length))
+                self.end_headers()
+                try:
+                    if mode == "flood":  # `body` over and over, as fast as the reader takes it
+                        while time.monotonic() - started < seconds and owner.sent < 64 << 20:
+                            self.wfile.write(body)
+                            owner.sent += len(body)
+                    else:  # "trickle": one byte every `interval` seconds
+                        while time.monotonic() - started < seconds:
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                            owner.sent += 1
+                            time.sleep(interval)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/m.tar.gz"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def serve():
+    servers: list[_Server] = []
+
+    def start(mode: str, **kwargs) -> _Server:
+        servers.append(_Server(mode, **kwargs))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_a_server_streaming_past_the_declared_size_is_cut_off_at_one_byte_more(serve, tmp_path):
+    server = serve("flood", body=b"z" * 65536)  # no Content-Length: the body ends when the server closes
+    spec = make_spec(b"a" * 127, [server.url])
+    with pytest.raises(DownloadError) as info:
+        fetch(spec, tmp_path, retries=0)
+    assert str(info.value) == (f"{NAME}: download failed: {server.url}: sent more than the 127 bytes models.yaml "
+                               "declares")
+    assert list(tmp_path.iterdir()) == []  # the .part is deleted
+    assert server.sent < 32 << 20  # stopped reading long before the 64 MiB the server would send
+
+
+def test_a_server_announcing_more_than_the_declared_size_is_refused_before_its_body(serve, tmp_path):
+    server = serve("flood", body=b"z" * 65536, content_length=50 << 20)
+    with pytest.raises(DownloadError, match=r"announces 52428800 bytes, more than the 127 bytes models.yaml declares$"):
+        fetch(make_spec(b"a" * 127, [server.url]), tmp_path, retries=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_write_stops_at_the_limit_plus_one_byte(tmp_path):
+    from omzconv.download.failures import Failure
+    from omzconv.download.stream import Limits, Stall
+    from omzconv.download.transfer import _write
+
+    limits = Limits(100, True, 30.0, 1)
+    part = tmp_path / "x.part"
+    with pytest.raises(Failure, match="sent more than the 100 bytes"):
+        _write(part, "wb", iter([b"a" * 60, b"b" * 60, b"c" * 60]), 0, 100, limits, Stall(limits), None)
+    assert part.read_bytes() == b"a" * 60 + b"b" * 41
+
+
+def test_an_unpublished_size_is_capped(serve, tmp_path, monkeypatch, payload):
+    monkeypatch.setenv("OMZCONV_MAX_DOWNLOAD", "64K")
+    server = serve("flood", body=b"z" * 65536)
+    spec = FileSpec(NAME, None, None, (server.url,))
+    with pytest.raises(DownloadError, match=r"sent more than 65536 bytes \(64.0 KiB\)|sent more than 65536 bytes"):
+        fetch(spec, tmp_path, retries=0)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("OMZCONV_MAX_DOWNLOAD", "lots")
+    with pytest.raises(Exception, match=r"^OMZCONV_MAX_DOWNLOAD: expected a size such as 2G"):
+        fetch(spec, tmp_path, retries=0)
+
+
+def test_an_unpublished_hash_is_announced_once_with_the_sha256_recorded(httpserver, tmp_path, payload, caplog):
+    httpserver.expect_request("/m.tar.gz").respond_with_data(payload)
+    spec = FileSpec(NAME, None, None, (httpserver.url_for("/m.tar.gz"),))
+    with caplog.at_level("WARNING", logger="omzconv"):
+        fetch(spec, tmp_path)
+        fetch(spec, tmp_path)  # already there: nothing to announce
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{NAME}: no hash is published for this archive: recorded sha256:"
+                        f"{hashlib.sha256(payload).hexdigest()} of what came from {spec.urls[0]} and checks the "
+                        "file against it from now on (--require-hash refuses such archives)"]
+
+
+def test_require_hash_refuses_an_unpublished_one_before_any_request(httpserver, tmp_path, payload, monkeypatch):
+    httpserver.expect_request("/m.tar.gz").respond_with_data(payload)
+    spec = FileSpec(NAME, None, None, (httpserver.url_for("/m.tar.gz"),))
+    with pytest.raises(IntegrityError, match=rf"^{NAME}: no hash is published for this archive, and --require-hash"):
+        fetch(spec, tmp_path, require_hash=True)
+    monkeypatch.setenv("OMZCONV_REQUIRE_HASH", "1")  # what convert/verify downloads follow
+    with pytest.raises(IntegrityError):
+        fetch(spec, tmp_path)
+    assert httpserver.log == [] and list(tmp_path.iterdir()) == []
+    assert fetch(make_spec(payload, [spec.urls[0]]), tmp_path).is_file()  # a published hash is fine
+
+
+def test_download_require_hash_is_one_line_and_fetches_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from omzconv.cli import main
+
+    result = CliRunner().invoke(main, ["--cache-dir", str(tmp_path / "c"), "download", "inception_v4", "vgg_16",
+                                       "--require-hash"])
+    assert result.exit_code == 1
+    assert result.output == ("Error: vgg_16_2016_08_28.tar.gz: no hash is published for this archive, and "
+                             "--require-hash (or OMZCONV_REQUIRE_HASH=1) refuses such archives\n")
+    assert not (tmp_path / "c").exists()
+
+
+def test_the_unpublished_archives_are_fetched_over_https():
+    from omzconv.registry import load_registry
+
+    registry = load_registry(Path(__file__).resolve().parents[1] / "models.yaml")
+    unpublished = [m for m in registry.models if m.files[0].digest is None]
+    assert len(unpublished) == 8
+    for model in unpublished:
+        assert model.files[0].urls == (
+            f"https://storage.googleapis.com/download.tensorflow.org/models/{model.files[0].name}",)
+
+
+def test_a_trickling_server_fails_the_stall_deadline(serve, tmp_path, payload):
+    import time
+
+    server = serve("trickle", interval=0.3, seconds=10)
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        fetch(make_spec(payload, [server.url]), tmp_path, retries=0, stall_window=1.0, stall_bytes=1024)
+    elapsed = time.monotonic() - started
+    assert re.fullmatch(rf"{NAME}: download failed: {re.escape(server.url)}: stalled: \d bytes in 1 s "
+                        r"\(at least 1024 needed\)", str(info.value)), str(info.value)
+    assert elapsed < 3
+
+
+def test_a_server_that_never_answers_fails_the_stall_deadline(serve, tmp_path, payload):
+    import time
+
+    server = serve("silent", seconds=10)
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"stalled: 0 bytes in 1 s"):
+        fetch(make_spec(payload, [server.url]), tmp_path, retries=0, stall_window=1.0)
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("mode", ["trickle", "silent"])
+def test_the_first_ctrl_c_ends_a_download_within_a_second(serve, tmp_path, mode):
+    """A real SIGINT to `omzconv download` while the server trickles a byte every 2 s (or never answers)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server = serve(mode, interval=2.0, seconds=20)
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "models.yaml").read_text())
+    data["models"]["inception_v4"]["files"][0]["urls"] = [server.url]
+    models = tmp_path / "models.yaml"
+    models.write_text(yaml.safe_dump(data, sort_keys=False))
+    process = subprocess.Popen([sys.executable, "-m", "omzconv", "--models", str(models), "--cache-dir",
+                                str(tmp_path / "cache"), "download", "inception_v4"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")})
+    deadline = time.monotonic() + 30
+    while server.connections == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - sent < 2.0
+    assert "Interrupted" in stderr and "Traceback" not in stderr
+
+
+def test_credentials_in_urls_are_never_printed(tmp_path, payload, httpserver):
+    from click.testing import CliRunner
+
+    from omzconv.cli import main
+    from omzconv.download.security import redact
+
+    assert redact("http://user:s3cret@host/a and https://tok@h2/b, file:///x") == \
+        "http://***@host/a and https://***@h2/b, file:///x"
+    url = closed_port_url("/a.tar.gz").replace("http://", "http://user:s3cret@")
+    with pytest.raises(DownloadError) as info:
+        fetch(make_spec(payload, [url]), tmp_path, retries=0)
+    assert "s3cret" not in str(info.value) and "http://***@127.0.0.1:" in str(info.value)
+    assert "s3cret" not in dry_run_plan(make_spec(payload, [url]), tmp_path)
+
+    httpserver.expect_request("/gone.tar.gz").respond_with_data("no", status=404)
+    url = httpserver.url_for("/gone.tar.gz").replace("http://", "http://user:s3cret@")
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "models.yaml").read_text())
+    data["models"]["inception_v4"]["files"][0]["urls"] = [url]
+    models = tmp_path / "models.yaml"
+    models.write_text(yaml.safe_dump(data, sort_keys=False))
+    base = ["--models", str(models), "--cache-dir", str(tmp_path / "c")]
+    outputs = [CliRunner().invoke(main, [*base, *args]).output for args in (
+        ["info", "inception_v4"], ["info", "inception_v4", "--json"], ["download", "inception_v4", "--dry-run"],
+        ["-q", "download", "inception_v4"])]
+    assert all("http://***@localhost:" in out or "http://***@127.0.0.1:" in out for out in outputs), outputs
+    assert not any("s3cret" in out for out in outputs), outputs
+    data["models"]["inception_v4"]["files"][0]["urls"] = ["ftp://user:s3cret@host/a.tar.gz"]
+    models.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = CliRunner().invoke(main, [*base, "list"])
+    assert result.exit_code == 1 and "s3cret" not in result.output and "ftp://***@host" in result.output
+
+
+# --- extraction budget --------------------------------------------------------------------------
+
+
+def test_an_archive_expanding_past_its_budget_is_refused_from_its_headers(tmp_path):
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(tar_bytes([file_member("model.ckpt", bytes(30 << 20))]))  # 30 MiB of zeros: ~30 KB
+    target = tmp_path / "out" / "model"
+    with pytest.raises(ArchiveError) as info:
+        extract_archive(archive, target)
+    assert str(info.value) == ("bomb.tar.gz: refusing to extract: its contents exceed 10485760 bytes (10.0 MiB), "
+                               "the budget for this archive (set OMZCONV_MAX_EXTRACT to change the absolute cap); "
+                               "nothing was extracted")
+    assert not (tmp_path / "out").exists()
+
+
+def test_extracted_bytes_are_counted_while_writing(tmp_path):
+    from omzconv.download.extract import _write_members
+
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(tar_bytes([file_member("a", b"x" * 3000), file_member("b", b"y" * 3000)], mode="w"))
+    with tarfile.open(archive) as tar, pytest.raises(ArchiveError, match="exceed 4000 bytes"):
+        _write_members(tar, tar.getmembers(), tmp_path, "a.tar", 4000)  # the headers are not checked here
+    assert (tmp_path / "a").stat().st_size == 3000
+    assert (tmp_path / "b").stat().st_size <= 1000  # stopped within one piece of the budget
+
+
+def test_too_many_members_are_refused(tmp_path, monkeypatch):
+    from omzconv.download import extract
+
+    monkeypatch.setattr(extract, "MAX_MEMBERS", 10)
+    archive = tmp_path / "many.tar"
+    archive.write_bytes(tar_bytes([file_member(f"f{i}", b"") for i in range(11)], mode="w"))
+    with pytest.raises(ArchiveError, match="refusing to extract: more than 10 members"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_extraction_removes_what_a_killed_extraction_left(tmp_path, archive):
+    from omzconv.fileutil import STALE_AFTER
+
+    import time
+
+    target = tmp_path / "cache" / "checkpoint"
+    target.parent.mkdir()
+    stale = target.parent / ".checkpoint.k1ll3d.tmp"
+    stale.mkdir()
+    (stale / "model.ckpt").write_bytes(b"half" * 1000)
+    past = time.time() - STALE_AFTER - 60
+    os.utime(stale, (past, past))
+    extract_archive(archive, target, expect="model.ckpt")
+    assert sorted(os.listdir(target.parent)) == ["checkpoint"]

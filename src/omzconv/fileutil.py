@@ -159,6 +159,12 @@ def made_by_omzconv(directory: Path, marker: str = DIR_MARKER) -> bool:
     return next(directory.iterdir(), None) is None
 
 
+def _check_replaceable(final: Path, marker: str) -> None:
+    if (final.exists() or final.is_symlink()) and not made_by_omzconv(final, marker):
+        raise PathError(f"refusing to replace {final}: omzconv did not make it (it holds no {marker}); "
+                        "move it away or delete it yourself")
+
+
 @contextmanager
 def _temp_dir(final: Path) -> Iterator[Path]:
     """A new, held ``.<final>.<random>.tmp`` directory; removed on the way out unless renamed."""
@@ -182,15 +188,14 @@ def atomic_dir(final: Path, marker: str = DIR_MARKER) -> Iterator[Path]:
     """
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(final)
+    _check_replaceable(final, marker)  # before the work, and again before the swap
     with _temp_dir(final) as tmp:
         (tmp / marker).touch()
         yield tmp
         if not (final.exists() or final.is_symlink()):
             os.replace(tmp, final)
             return
-        if not made_by_omzconv(final, marker):
-            raise PathError(f"refusing to replace {final}: omzconv did not make it (it holds no {marker}); "
-                            "move it away or delete it yourself")
+        _check_replaceable(final, marker)
         with _temp_dir(final) as aside:  # the old one goes inside a held temporary, then away
             os.replace(final, aside / "old")
             try:

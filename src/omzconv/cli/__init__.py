@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from omzconv import __version__
+from omzconv.download.security import redact
 from omzconv.errors import OmzconvError, UsageError
 from omzconv.registry import MODELS_ENV, Registry, load_registry
 from omzconv.workspace import CACHE_ENV, OUTPUT_ENV, Workspace, default_cache_dir, default_output_dir
@@ -52,9 +53,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
-        except OmzconvError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.UsageError(redact(str(exc))) from None
+        except OmzconvError as exc:  # redact: a URL's user:password@ never reaches the terminal
+            raise click.ClickException(redact(str(exc))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing half-written was kept; run the command again to resume.", err=True)
             ctx.exit(INTERRUPTED_EXIT)

@@ -9,13 +9,14 @@ import click
 from omzconv.cli import App
 from omzconv.cli.list_models import model_summary
 from omzconv.cli.ui import json_option, print_json, stdout
+from omzconv.download.security import redact
 
 
 def model_info(app: App, name: str) -> dict:
     model = app.registry.model(name)
     data = dataclasses.asdict(model)
     data["network_params"] = dict(model.network_params)
-    data["files"] = [{"name": f.name, "size": f.size if f.size is not None else "unpublished", "hash": str(f.digest) if f.digest else "unpublished", "urls": list(f.urls)}
+    data["files"] = [{"name": f.name, "size": f.size if f.size is not None else "unpublished", "hash": str(f.digest) if f.digest else "unpublished", "urls": [redact(u) for u in f.urls]}
                      for f in model.files]
     workspace = app.workspace()
     data["paths"] = {
