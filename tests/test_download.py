@@ -826,5 +826,12 @@ def test_extraction_removes_what_a_killed_extraction_left(tmp_path, archive):
     (stale / "model.ckpt").write_bytes(b"half" * 1000)
     past = time.time() - STALE_AFTER - 60
     os.utime(stale, (past, past))
+    legacy = target.parent / ".checkpoint.tmp-0123abcd"  # omzconv 0.1.0's name for it
+    legacy.mkdir()
+    os.utime(legacy, (past, past))
+    extract_archive(archive, target, expect="model.ckpt")
+    assert sorted(os.listdir(target.parent)) == ["checkpoint"]
+    stale.mkdir()  # left by a run killed after a later one completed: the next run removes it too
+    os.utime(stale, (past, past))
     extract_archive(archive, target, expect="model.ckpt")
     assert sorted(os.listdir(target.parent)) == ["checkpoint"]

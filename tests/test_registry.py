@@ -269,8 +269,8 @@ def test_identifier_names_are_accepted(write_registry):
 
 
 @pytest.mark.parametrize("path, value, message", [
-    ("models.inception_v4.alias", "../x", "models.yaml: inception_v4: alias: expected a alias of letters"),
-    ("models.inception_v4.alias", "/tmp/x", "models.yaml: inception_v4: alias: expected a alias of letters"),
+    ("models.inception_v4.alias", "../x", "models.yaml: inception_v4: alias: expected an alias of letters"),
+    ("models.inception_v4.alias", "/tmp/x", "models.yaml: inception_v4: alias: expected an alias of letters"),
     ("models.inception_v4.tags", ["a/b"], "models.yaml: inception_v4: tags[0]: expected a lower-case word"),
     ("models.inception_v4.tags", [".x"], "models.yaml: inception_v4: tags[0]: expected a lower-case word"),
     ("models.inception_v4.files.0.size", 10**400,

@@ -34,6 +34,7 @@ DIR_MARKER = ".omzconv-dir"  # in every directory atomic_dir makes: the proof th
 #: extraction stamp), so they can be replaced too.
 LEGACY_MARKERS = ("omzconv.json", ".omzconv-extracted")
 TEMP_SUFFIX = ".tmp"
+LEGACY_TEMPS = ("tmp-", "old-")  # omzconv 0.1.0's .<name>.tmp-<hex> and .<name>.old-<pid or hex>
 STALE_AFTER = 60.0  # seconds: a temporary younger than this may still be being created: never removed
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def remove_stale_temps(final: Path) -> list[Path]:
     removed = []
     prefix = f".{final.name}."
     try:
-        candidates = [p for p in final.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(TEMP_SUFFIX)]
+        candidates = [p for p in final.parent.iterdir() if p.name.startswith(prefix) and (
+            p.name.endswith(TEMP_SUFFIX) or p.name[len(prefix):].startswith(LEGACY_TEMPS))]
     except OSError:
         return removed
     for path in candidates:

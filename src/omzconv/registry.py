@@ -304,7 +304,7 @@ class _Node:
         return {k: self.child(k, v) for k, v in self.value.items()}
 
     def items(self, what: str = "") -> list[tuple[str, _Node]]:
-        """The entries of a non-empty mapping; with `what` (e.g. "model name"), each key must be an
+        """The entries of a non-empty mapping; with `what` (e.g. "a model name"), each key must be an
         identifier (see IDENTIFIER) that is not reserved."""
         if not isinstance(self.value, dict) or not self.value:
             raise self.error(f"expected a non-empty mapping, got {_describe(self.value)}")
@@ -316,10 +316,10 @@ class _Node:
     def identifier(self, what: str) -> str:
         text = self.string()
         if not IDENTIFIER.fullmatch(text):
-            raise self.error(f"expected a {what} of letters, digits, '.', '_' or '-', not starting with '.' "
+            raise self.error(f"expected {what} of letters, digits, '.', '_' or '-', not starting with '.' "
                              f"or '-' (at most 100 characters), got {text!r}")
         if text in RESERVED_NAMES:
-            raise self.error(f"{what} {text!r} is reserved: omzconv keeps its own folder of that name")
+            raise self.error(f"{text!r} is reserved: omzconv keeps its own folder of that name")
         return text
 
     def sequence(self, allow_empty: bool = False) -> list[_Node]:
@@ -492,7 +492,7 @@ def _model(name: str, node: _Node) -> Model:
     )
     return Model(
         name=name,
-        alias=m["alias"].identifier("alias") if "alias" in m else "",
+        alias=m["alias"].identifier("an alias") if "alias" in m else "",
         description=" ".join(m["description"].string().split()),
         task=m["task"].string(("classification",)),
         framework=m["framework"].string(("tf",)),
@@ -581,12 +581,12 @@ def _parse_registry(root: _Node, path: Path) -> Registry:
     top = root.mapping(["schema", "models", "tolerances"], ["datasets"])
     if top["schema"].value != 1:
         raise top["schema"].error(f"unsupported schema {top['schema'].value!r} (this omzconv reads 1)")
-    models = tuple(_model(name, node) for name, node in top["models"].items("model name"))
+    models = tuple(_model(name, node) for name, node in top["models"].items("a model name"))
     seen: dict[str, str] = {}
     for model in models:
         for key in filter(None, (model.name, model.alias)):
             if key in seen:
                 raise root.error(f"{model.name}: name or alias {key!r} is already used by {seen[key]}")
             seen[key] = model.name
-    datasets = tuple(_dataset(n, d) for n, d in top["datasets"].items("dataset name")) if "datasets" in top else ()
+    datasets = tuple(_dataset(n, d) for n, d in top["datasets"].items("a dataset name")) if "datasets" in top else ()
     return Registry(path=path, models=models, datasets=datasets, tolerances=_tolerances(top["tolerances"]))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omzconv.download.security import MAX_EXTRACT_ENV, MAX_MEMBERS, extraction_budget, human, member_problem
 from omzconv.errors import ArchiveError
-from omzconv.fileutil import atomic_dir
+from omzconv.fileutil import atomic_dir, remove_stale_temps
 
 MARKER = ".omzconv-extracted"
 PIECE = 1 << 20
@@ -39,6 +39,7 @@ def extract_archive(archive: Path, target_dir: Path, *, expect: str | None = Non
     except OSError as exc:
         raise ArchiveError(f"cannot read archive {archive}: {exc.strerror or exc}") from exc
     stamp = {"archive": archive.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    remove_stale_temps(target_dir)  # what a killed extraction left, even if a later one completed
     if _extracted(target_dir, stamp, expect):
         return target_dir
     budget = extraction_budget(st.st_size)

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import requests
 
@@ -16,10 +17,15 @@ from omzconv.download.security import TICK, human
 CHUNK_SIZE = 64 << 10  # the most one read returns; a read returns what has arrived
 
 
+@dataclass(frozen=True)
 class Limits:
-    def __init__(self, size: int, declared: bool, stall_window: float, stall_bytes: int) -> None:
-        self.size, self.declared = size, declared
-        self.stall_window, self.stall_bytes = stall_window, stall_bytes
+    """What one transfer may do: at most `size` bytes (`declared` in models.yaml, or the cap), and at
+    least `stall_bytes` in every `stall_window` seconds."""
+
+    size: int
+    declared: bool
+    stall_window: float
+    stall_bytes: int
 
     def too_big(self, what: str) -> Failure:
         bound = (f"the {self.size} bytes models.yaml declares" if self.declared else
@@ -28,16 +34,16 @@ class Limits:
 
 
 class Stall:
-    """Fails a transfer that brings fewer than `min_bytes` in any `window` seconds."""
+    """The stall deadline: `add(n)` for every n bytes (0 while waiting) fails the transfer once a
+    window has passed with fewer than the minimum."""
 
     def __init__(self, limits: Limits) -> None:
-        self._clock = time.monotonic
         self.window, self.min_bytes = limits.stall_window, limits.stall_bytes
-        self.start, self.count = self._clock(), 0
+        self.start, self.count = time.monotonic(), 0
 
     def add(self, n: int) -> None:
         self.count += n
-        now = self._clock()
+        now = time.monotonic()
         if now - self.start < self.window:
             return
         if self.count < self.min_bytes:
