@@ -140,6 +140,42 @@ def test_local_ray_verify_contacts_nothing_but_loopback(artefacts, registry, tmp
 # --- no Ray started ------------------------------------------------------------------------------
 
 
+def test_the_private_folder_is_0700_and_short_enough_for_rays_sockets(tmp_path, monkeypatch):
+    import stat
+
+    from omzconv.verify.ray_private import SESSION_SOCKET_CHARS, SOCKET_PATH_MAX, private_temp_dir
+
+    short, long = Path(tempfile.mkdtemp(dir="/tmp")), tmp_path / ("long" * 20)
+    long.mkdir()
+    try:
+        for base, expected in ((short, short), (long, Path("/tmp"))):  # $TMPDIR, unless Ray's paths would not fit
+            monkeypatch.setattr(tempfile, "tempdir", str(base))
+            made = private_temp_dir()
+            made.rmdir()
+            assert made.parent == expected and made.name.startswith("omzconv-ray-")
+            assert len(str(made)) + SESSION_SOCKET_CHARS <= SOCKET_PATH_MAX
+        monkeypatch.setattr(tempfile, "tempdir", str(short))
+        assert stat.S_IMODE(private_temp_dir().stat().st_mode) == 0o700
+    finally:
+        shutil.rmtree(short)
+
+
+def test_a_local_instance_refuses_a_ray_imported_before_omzconv_configured_it(monkeypatch):
+    _ray_installed()
+    import ray
+
+    from omzconv.verify.ray_executor import WORKER_ENV, RayExecutor
+    from omzconv.verify.ray_private import LOCAL_ENV
+
+    for name in {**WORKER_ENV, **LOCAL_ENV}:  # RayExecutor sets them: put them back afterwards
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", True)  # imported without LOCAL_ENV
+    with pytest.raises(OmzconvError, match=r"^cannot start a private local Ray instance: Ray was imported in this "
+                                           r"process before omzconv set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0$"):
+        RayExecutor()
+    assert not ray.is_initialized()
+
+
 def _verify(*args):
     return CliRunner().invoke(main, ["verify", MODEL, "--synthetic-weights", "--data-dir", "unused", *args])
 
