@@ -1,15 +1,23 @@
-"""`verify --executor ray`: on a local Ray instance with two workers (started once for this module),
-the report equals the in-process executor's — with files shared or shipped through the object
-store, with a worker killed mid-run, and after Ctrl-C and a resume — and Ray stays private."""
+"""`verify --executor ray`: the Ray tests (`ray_in_namespace.py`) run in a network namespace whose only
+interface is loopback, under strace, and no process of theirs — driver, GCS, raylet, dashboard,
+agents, workers — tries to reach an address that is not loopback; plus the errors that need no Ray.
+
+The namespace's loopback also carries a documentation address (192.0.2.1, 2001:db8::1), so Ray finds a
+configured non-loopback address and behaves as on a networked machine (its node-IP discovery looks
+for one before it connects to 8.8.8.8); with no route out, every attempt fails at once, and nothing
+can leave the namespace.
+"""
 
 from __future__ import annotations
 
-import json
+import ipaddress
 import os
-import signal
-import socket
+import re
+import shutil
+import subprocess
 import sys
-from contextlib import contextmanager
+import tempfile
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -17,172 +25,155 @@ from click.testing import CliRunner
 from omzconv.cli import main
 from omzconv.errors import OmzconvError
 
-MODEL = "mobilenet_v1_025_128"  # the cheapest model: what is tested here is the executor
-CHUNK = 16  # small chunks: many in flight, so a worker killed mid-run always has some
+HERE = Path(__file__).resolve().parent
+MODEL = "mobilenet_v1_025_128"  # the cheapest model: what is tested is the executor
+TRACED = "connect,sendto,sendmsg,sendmmsg,bind"
+NAMESPACE_ENV = "OMZCONV_TEST_RAY_NAMESPACE"  # "1": ray_in_namespace.py runs (set where it is run)
+CACHE_ENV, OUTPUT_ENV = "OMZCONV_TEST_CACHE_DIR", "OMZCONV_TEST_OUTPUT_DIR"  # this session's workspace, for it
+NAMESPACE = ('ip link set lo up && ip addr add 192.0.2.1/32 dev lo && ip -6 addr add 2001:db8::1/128 dev lo '
+             '&& exec "$@"')
+INET = re.compile(r'sa_family=AF_INET, sin_port=htons\((\d+)\), sin_addr=inet_addr\("([^"]+)"\)')
+INET6 = re.compile(r'sa_family=AF_INET6, sin6_port=htons\((\d+)\),[^}]*?inet_pton\(AF_INET6, "([^"]+)"')
+CALL = re.compile(r"^(\d+)\s+(\w+)\(")
 
 
-def _ray():
-    """Ray; in CI (CI=true) its absence is an error, elsewhere the Ray tests are skipped."""
-    if os.environ.get("CI"):
-        import ray
-        return ray
-    return pytest.importorskip("ray", reason="pip install -e '.[test,ray]' to run the Ray tests")
+def _loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
-@pytest.fixture(scope="module")
-def ray_executor():
-    _ray()
-    from omzconv.verify.ray_executor import RayExecutor
-
-    executor = RayExecutor(workers=2)
-    yield executor
-    executor.close()
-
-
-@pytest.fixture(scope="module")
-def setup(artefacts, registry, shared_dir):
-    from omzconv.verify import ensure_artefacts, select_images
-
-    model = artefacts.model(MODEL)
-    arts = ensure_artefacts(model, artefacts.workspace, registry, ["FP32", "FP16"])
-    selection = select_images(registry.dataset("imagenet-val"), shared_dir / "imagenet-sample")
-    return model, arts, selection, registry.tolerances
+def outside_attempts(trace: str) -> tuple[list[str], int]:
+    """strace lines (`-f`, any of TRACED) whose address is not loopback or is a DNS port (53), and the
+    number of loopback ones. AF_UNIX, AF_NETLINK and a connected socket's send (no address) are fine."""
+    outside, inside = [], 0
+    for line in trace.splitlines():
+        call = CALL.match(line)
+        if not call:
+            continue
+        for port, address in INET.findall(line) + INET6.findall(line):
+            if _loopback(address) and port != "53":
+                inside += 1
+            else:
+                outside.append(line)
+    return outside, inside
 
 
-def _evaluate(setup, **kwargs):
-    from omzconv.verify import evaluate_model
-
-    model, arts, selection, tolerances = setup
-    return evaluate_model(model, arts, selection, tolerances, chunk=CHUNK, **kwargs)
-
-
-def _figures(setup, model_report) -> dict:
-    from omzconv.verify import comparable, make_report
-
-    return comparable(make_report(setup[2], [model_report], synthetic=True).to_dict())
-
-
-@pytest.fixture(scope="module")
-def in_process(setup):
-    return _evaluate(setup)
-
-
-def test_ray_report_equals_the_in_process_one(setup, in_process, ray_executor):
-    report = _evaluate(setup, executor=ray_executor)
-    assert _figures(setup, report) == _figures(setup, in_process)
-    assert report.images == 200 and report.passed
-    e = report.execution
-    assert (e.executor, e.address, e.workers) == ("ray", "local", 2)
-    assert len(e.per_worker) == 2 and sum(w.images for w in e.per_worker) == 200  # both worked, once per image
-    assert all(w.images_per_second > 0 for w in e.per_worker)
-    assert in_process.execution.executor == "in-process" and in_process.execution.per_worker[0].images == 200
-
-
-@contextmanager
-def _watching(executor, monkeypatch):
-    """The pools `executor` opens, as they are opened."""
-    pools, pool = [], executor.pool
-
-    @contextmanager
-    def watched(*args, **kwargs):
-        with pool(*args, **kwargs) as p:
-            pools.append(p)
-            yield p
-
-    monkeypatch.setattr(executor, "pool", watched)
-    yield pools
+def test_outside_attempts_are_every_non_loopback_or_dns_address():
+    trace = "\n".join([
+        '7922  connect(23, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("169.254.169.254")}, 16)'
+        ' = -1 ENETUNREACH (Network is unreachable)',
+        '7922  connect(23, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("10.255.255.53")}, 16 '
+        '<unfinished ...>',
+        '81  connect(7, {sa_family=AF_INET6, sin6_port=htons(53), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, '
+        '"2001:4860:4860::8888", &sin6_addr), sin6_scope_id=0}, 28) = -1 ENETUNREACH (Network is unreachable)',
+        '9  sendto(4, "\\1\\2", 2, 0, {sa_family=AF_INET, sin_port=htons(53), sin_addr=inet_addr("127.0.0.53")}, 16)'
+        ' = 2',  # a local resolver still asks the world
+        '9  sendmsg(4, {msg_name={sa_family=AF_INET, sin_port=htons(123), sin_addr=inet_addr("8.8.4.4")}, '
+        'msg_namelen=16}, 0) = 48',
+        '9  bind(5, {sa_family=AF_INET, sin_port=htons(6379), sin_addr=inet_addr("0.0.0.0")}, 16) = 0',
+        # loopback, Unix, netlink, connected: fine
+        '9  connect(5, {sa_family=AF_INET, sin_port=htons(41363), sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
+        '9  connect(6, {sa_family=AF_INET6, sin6_port=htons(41363), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, '
+        '"::ffff:127.0.0.1", &sin6_addr), sin6_scope_id=0}, 28) = 0',
+        '9  bind(3, {sa_family=AF_INET6, sin6_port=htons(0), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "::1", '
+        '&sin6_addr), sin6_scope_id=0}, 28) = 0',
+        '9  connect(8, {sa_family=AF_UNIX, sun_path="/tmp/omzconv-ray-x/session_1/sockets/plasma_store"}, 71) = 0',
+        '9  sendto(3, [{nlmsg_len=20, nlmsg_type=RTM_GETADDR}], 20, 0, {sa_family=AF_NETLINK, nl_pid=0}, 12) = 20',
+        '9  sendmsg(7, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base="sa_family=AF_INET", iov_len=17}]}, 0)'
+        ' = 17',
+    ])
+    outside, inside = outside_attempts(trace)
+    assert [line.split("(")[0].split()[1] for line in outside] == ["connect"] * 3 + ["sendto", "sendmsg", "bind"]
+    assert "8.8.4.4" in outside[4] and inside == 3
 
 
-def test_a_killed_worker_is_replaced_nothing_lost_nothing_counted_twice(setup, in_process, ray_executor,
-                                                                       monkeypatch):
-    from omzconv.verify.ray_executor import RayExecutor
-
-    shipping = RayExecutor(workers=2, files="ship")  # joins the module's instance; files via the object store
-    killed = []
-    with _watching(shipping, monkeypatch) as pools:
-        def on_progress(images):
-            if not killed:  # the first chunk is back: the other worker has two in flight
-                killed.append(pools[0].pids()[0])
-                os.kill(killed[0], signal.SIGKILL)
-
-        report = _evaluate(setup, executor=shipping, on_progress=on_progress)
-    assert killed and pools[0].retried >= 1
-    assert _figures(setup, report) == _figures(setup, in_process)  # every run: 200 inferred, none twice
-    assert sum(w.images for w in report.execution.per_worker) == 200
-    with pytest.raises(ProcessLookupError):
-        os.kill(killed[0], 0)
+def _namespace_tools() -> None:
+    """unshare, ip and strace, and the right to make a network namespace; in CI their absence fails."""
+    missing = [tool for tool in ("unshare", "ip", "strace") if not shutil.which(tool)]
+    reason = f"{', '.join(missing)} not installed (apt-get install util-linux iproute2 strace)" if missing else ""
+    if not missing and subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode:
+        reason = "cannot create a network namespace here (unshare -n needs root or CAP_SYS_ADMIN)"
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"the Ray tests need a network namespace: {reason}", pytrace=False)
+        pytest.skip(f"the Ray tests need a network namespace: {reason}")
 
 
-def test_ctrl_c_keeps_every_returned_chunk_and_a_run_without_ray_resumes(setup, in_process, ray_executor,
-                                                                        tmp_path):
-    from omzconv.verify import VerifyInterrupted
-
-    def interrupt(images):
-        raise KeyboardInterrupt
-
-    with pytest.raises(VerifyInterrupted) as caught:
-        _evaluate(setup, executor=ray_executor, cache_dir=tmp_path, on_progress=interrupt)
-    partial = caught.value.report
-    done = {r.name: r.inferred for r in partial.runs}
-    assert partial.interrupted and 0 < done["original"] < 200 and done["FP32"] == done["original"]
-
-    resumed = _evaluate(setup, cache_dir=tmp_path)  # in process, from Ray's cache entries
-    assert {r.name: r.cached for r in resumed.runs} == done
-    assert all(r.cached + r.inferred == 200 for r in resumed.runs)
-    figures, expected = _figures(setup, resumed), _figures(setup, in_process)
-    for data in (figures, expected):
-        for run in data["models"][0]["runs"]:
-            run.pop("inferred"), run.pop("cached")
-    assert figures == expected
+def _ray_installed() -> None:
+    """In CI (CI=true) Ray's absence is an error, elsewhere the Ray tests are skipped."""
+    if not os.environ.get("CI"):
+        pytest.importorskip("ray", reason="pip install -e '.[test,ray]' to run the Ray tests")
 
 
-def _local_addresses() -> set[str]:
-    """Every address this machine has a socket bound to, plus loopback."""
-    local = {"127.0.0.1", "::1", "0.0.0.0", "::"}
-    for path, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        for line in open(path).read().splitlines()[1:]:
-            local.add(_ip(line.split()[1].split(":")[0], width))
-    return local
+def test_local_ray_verify_contacts_nothing_but_loopback(artefacts, registry, tmp_path):
+    """Real verifies on a local Ray instance started by omzconv (`ray_in_namespace.py`, one instance):
+    every connect/sendto/sendmsg/bind of every process is on loopback, none is DNS, and the instance's
+    private folder is gone afterwards."""
+    _ray_installed()
+    _namespace_tools()
+    from omzconv.verify import ensure_artefacts
+
+    workspace = artefacts.workspace
+    ensure_artefacts(artefacts.model(MODEL), workspace, registry, ["FP32", "FP16"])  # built here, reused there
+    tmp = Path(tempfile.mkdtemp(prefix="omzconv-t-", dir="/tmp"))  # short: Ray's socket paths start here
+    trace = tmp_path / "strace.txt"
+    env = {**os.environ, NAMESPACE_ENV: "1", "TMPDIR": str(tmp),
+           CACHE_ENV: str(workspace.cache_dir), OUTPUT_ENV: str(workspace.output_dir)}
+    try:
+        run = subprocess.run(
+            ["unshare", "-n", "sh", "-c", NAMESPACE, "sh",
+             "strace", "-f", "--seccomp-bpf", "-qq", "-e", "signal=none", "-e", f"trace={TRACED}", "-o", str(trace),
+             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "ray_in_namespace.py")],
+            cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=1500)
+        outside, inside = outside_attempts(trace.read_text(errors="replace"))
+        assert not outside, f"{len(outside)} attempts to leave loopback, e.g.:\n" + "\n".join(outside[:12])
+        assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-3000:]
+        assert re.search(r"\b5 passed\b", run.stdout), run.stdout[-2000:]
+        assert inside > 100  # strace saw Ray's processes talk to each other
+        left = sorted(p.name for p in tmp.iterdir() if p.name.startswith(("omzconv-ray-", "ray")))
+        assert left == []  # the private folder is removed; nothing went to $TMPDIR/ray
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _ip(hex_address: str, width: int) -> str:
-    raw = bytes.fromhex(hex_address)
-    if width == 8:
-        return socket.inet_ntop(socket.AF_INET, raw[::-1])
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
-    address = socket.inet_ntop(socket.AF_INET6, words)
-    return address.removeprefix("::ffff:")
+# --- no Ray started ------------------------------------------------------------------------------
 
 
-def _remote_addresses() -> set[str]:
-    remote = set()
-    for path, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
-        for line in open(path).read().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "01":  # established
-                remote.add(_ip(fields[2].split(":")[0], width))
-    return remote
+def test_the_private_folder_is_0700_and_short_enough_for_rays_sockets(tmp_path, monkeypatch):
+    import stat
+
+    from omzconv.verify.ray_private import SESSION_SOCKET_CHARS, SOCKET_PATH_MAX, private_temp_dir
+
+    short, long = Path(tempfile.mkdtemp(dir="/tmp")), tmp_path / ("long" * 20)
+    long.mkdir()
+    try:
+        for base, expected in ((short, short), (long, Path("/tmp"))):  # $TMPDIR, unless Ray's paths would not fit
+            monkeypatch.setattr(tempfile, "tempdir", str(base))
+            made = private_temp_dir()
+            made.rmdir()
+            assert made.parent == expected and made.name.startswith("omzconv-ray-")
+            assert len(str(made)) + SESSION_SOCKET_CHARS <= SOCKET_PATH_MAX
+        monkeypatch.setattr(tempfile, "tempdir", str(short))
+        assert stat.S_IMODE(private_temp_dir().stat().st_mode) == 0o700
+    finally:
+        shutil.rmtree(short)
 
 
-def test_ray_runs_private_no_usage_stats_no_dashboard_no_outside_connection(setup, ray_executor):
-    ray = _ray()
-    from ray._common.usage import usage_lib
+def test_a_local_instance_refuses_a_ray_imported_before_omzconv_configured_it(monkeypatch):
+    _ray_installed()
+    import ray
 
-    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0" and not usage_lib.usage_stats_enabled()
+    from omzconv.verify.ray_executor import WORKER_ENV, RayExecutor
+    from omzconv.verify.ray_private import LOCAL_ENV
 
-    @ray.remote
-    def worker_view():
-        from ray._common.usage import usage_lib
-        return os.environ.get("RAY_USAGE_STATS_ENABLED"), usage_lib.usage_stats_enabled()
-
-    assert ray.get(worker_view.remote()) == ("0", False)  # in the processes Ray started, too
-    assert not ray._private.worker.global_worker.node.address_info.get("webui_url")  # no dashboard
-    _evaluate(setup, executor=ray_executor)  # a run: workers, object store, results
-    outside = _remote_addresses() - _local_addresses()
-    assert not outside, f"connections to {outside}"
-
-
-# --- without a cluster: errors -------------------------------------------------------------------
+    for name in {**WORKER_ENV, **LOCAL_ENV}:  # RayExecutor sets them: put them back afterwards
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    monkeypatch.setattr(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", True)  # imported without LOCAL_ENV
+    with pytest.raises(OmzconvError, match=r"^cannot start a private local Ray instance: Ray was imported in this "
+                                           r"process before omzconv set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0$"):
+        RayExecutor()
+    assert not ray.is_initialized()
 
 
 def _verify(*args):
@@ -200,17 +191,3 @@ def test_no_ray_installed_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets without the package
     with pytest.raises(OmzconvError, match=r"^--executor ray needs Ray: pip install 'omzconv\[ray\]'$"):
         import_ray()
-
-
-def test_an_unreachable_cluster_is_one_line_naming_it(tmp_path, shared_dir):
-    _ray()
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    result = CliRunner().invoke(main, ["-o", str(tmp_path), "verify", MODEL, "--synthetic-weights", "--data-dir",
-                                       str(shared_dir / "imagenet-sample"), "--executor", "ray",
-                                       "--ray-address", f"ray://127.0.0.1:{port}"])
-    assert result.exit_code == 1
-    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
-    assert errors == [f"Error: cannot reach the Ray cluster at ray://127.0.0.1:{port}: Connection refused"]
-    assert not (tmp_path / "reports").exists()

@@ -14,9 +14,11 @@ Faults. A worker that dies (its process killed, its node lost) has its chunks re
 others and is replaced; a chunk that has killed `MAX_ATTEMPTS` workers is an error. Ctrl-C stops
 the workers; every chunk that came back is already in the cache.
 
-Privacy. Every Ray instance omzconv starts has usage-stats reporting off and no dashboard, and
-listens on this machine only; joining a cluster (`address`) uses the cluster's own settings, but
-omzconv's workers still run with reporting off.
+Privacy. A local instance (no `address`) is started by `ray_private.start_local`: usage statistics
+off, no dashboard, node address 127.0.0.1 (every process listens on loopback and none looks for an
+outside address or a cloud metadata service), its files in a private temporary folder removed by
+`close()`. Joining a cluster (`address`) uses the cluster's own network settings; omzconv's workers
+still run with reporting off.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from omzconv.errors import OmzconvError
 from omzconv.registry import Model
 from omzconv.verify.artefacts import Artefact, ModelArtefacts, RunnerFactory
 from omzconv.verify.executors import OnProgress
+from omzconv.verify.ray_private import LOCAL_ENV, start_local, stop_local
 from omzconv.verify.report import Execution
 from omzconv.verify.work import Job, JobResult, Worker, decode_job
 
@@ -84,18 +87,20 @@ class RayExecutor:
         if files not in FILES:
             raise OmzconvError(f"unknown files mode {files!r}; choose from {', '.join(FILES)}")
         os.environ.update(WORKER_ENV)  # read by ray.init, and inherited by the processes it starts
+        if address is None:
+            os.environ.update(LOCAL_ENV)  # read when `ray` is imported
         ray = import_ray()
         self.ray, self.address, self.started = ray, address or "local", False
+        self.temp: Path | None = None  # the local instance's private folder
         if address:
             _reachable(address)
         if not ray.is_initialized():  # else joined already (by this process: e.g. tests)
-            options = dict(logging_level=logging.ERROR, log_to_driver=False,
-                           runtime_env={"env_vars": WORKER_ENV} if address else None)
+            options = dict(logging_level=logging.ERROR, log_to_driver=False)
             try:
                 if address:
-                    ray.init(address=address, **options)
+                    ray.init(address=address, runtime_env={"env_vars": WORKER_ENV}, **options)
                 else:  # "local": a new instance even where a cluster is running
-                    ray.init(address="local", include_dashboard=False, **options)
+                    self.temp = start_local(ray, **options)
             except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise OmzconvError(f"cannot reach the Ray cluster at {address or 'a new local instance'}: "
@@ -108,7 +113,10 @@ class RayExecutor:
 
     def close(self) -> None:
         if self.started:
-            self.ray.shutdown()
+            if self.temp is not None:
+                stop_local(self.ray, self.temp)
+            else:
+                self.ray.shutdown()
             self.started = False
 
     @contextmanager
