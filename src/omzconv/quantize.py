@@ -130,9 +130,11 @@ class CalibrationSplit:
         return records_digest(self.calibration)
 
 
-def calibration_split(records: Sequence[Record], size: int = CALIBRATION_SIZE,
+def calibration_split(records: Sequence[Record], size: int | None = None,
                       seed: int = CALIBRATION_SEED) -> CalibrationSplit:
-    """THE rule: a class-balanced, seeded `size` records to calibrate on; the rest to evaluate on."""
+    """THE rule: a class-balanced, seeded `size` records to calibrate on (default:
+    `default_calibration_size`); the rest to evaluate on."""
+    size = default_calibration_size(len(records)) if size is None else size
     if size < 1:
         raise DatasetError(f"the calibration size must be at least 1, got {size}")
     if size >= len(records):
@@ -299,8 +301,7 @@ def quantize(
         raise QuantizationError(f"{fp32_xml} not found; run `omzconv convert {model.name} -p FP32` first")
     if max_drop is not None and max_drop < 0:
         raise QuantizationError(f"--max-drop must be a non-negative number of percentage points, got {max_drop}")
-    split = calibration_split(source.records, calibration_size or default_calibration_size(len(source.records)),
-                              seed)
+    split = calibration_split(source.records, calibration_size, seed)
     validation = held_out(split, validation_size, VALIDATION_SEED) if max_drop is not None else []
     if max_drop is not None and not validation:
         raise DatasetError("accuracy control needs held-out validation images; pass --validation-size N > 0")
