@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+import click
 from click.testing import CliRunner
 
 from omzconv.cli import main
@@ -591,3 +592,24 @@ def test_synthetic_weights_are_their_own_counted_step(tmp_path, monkeypatch, cap
                     ("synthetic weights: archiving", n - 1, n)]
     assert [r.getMessage() for r in caplog.records].count(
         "inception_v4: generating synthetic weights, a one-time cost (about a minute); later runs reuse them") == 1
+
+
+def test_readme_commands_table_matches_each_commands_options():
+    """Every option of every command is in its README row, and every option a row names exists
+    (`--tag` and `--help` are described once, under the table; convert's INT8 options are quantize's)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if match := re.match(r"\| `omzconv (\w+)(.*?)`( \+ [^|]*)? \|", line.replace("\\|", "/")):
+            rows[match.group(1)] = set(re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", match.group(2)))
+    assert set(rows) == set(main.commands), set(rows) ^ set(main.commands)
+    quantize_options = {p.name for p in main.commands["quantize"].params} - {"synthetic", "input_type", "layout",
+                                                                                "force", "as_json", "names",
+                                                                                "all_models", "tags"}
+    for name, documented in rows.items():
+        params = [p for p in main.commands[name].params if isinstance(p, click.Option)
+                  and p.name not in ("tags", "help") and not (name == "convert" and p.name in quantize_options)]
+        missing = [p.opts for p in params if not set(p.opts) & documented]
+        unknown = documented - {opt for p in main.commands[name].params for opt in p.opts}
+        assert not missing and not unknown, (name, missing, unknown)

@@ -35,7 +35,7 @@ def model_info(app: App, name: str, synthetic: bool = False) -> dict:
 
 @click.command("info", short_help="Everything about one model.")
 @click.argument("name")
-@synthetic_option
+@synthetic_option(help="Show the synthetic-weight artefacts' paths (see `--synthetic-weights` of the other commands).")
 @json_option
 @click.pass_obj
 def command(app: App, name: str, synthetic: bool, as_json: bool) -> None:

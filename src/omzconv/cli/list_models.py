@@ -48,7 +48,7 @@ def model_summary(model: Model, app: App) -> dict:
 
 @click.command("list", short_help="The models, their input and what is done already.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only models tagged TAG (repeatable: any of them).")
-@synthetic_option
+@synthetic_option(help="Show what is done with synthetic weights (see `--synthetic-weights` of the other commands).")
 @json_option
 @click.pass_obj
 def command(app: App, tags: tuple[str, ...], synthetic: bool, as_json: bool) -> None:

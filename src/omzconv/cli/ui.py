@@ -295,12 +295,15 @@ def stage_status(label: str, quiet: bool) -> Iterator[StageDisplay]:
         yield StageDisplay(bar, label)
 
 
-def synthetic_option(func: Callable) -> Callable:
-    return click.option(
-        "--synthetic-weights", "synthetic", is_flag=True,
-        help="Use generated weights in the official checkpoint layout instead of downloading the real "
-             "ones (offline runs, tests). They recognize nothing; results are labelled synthetic and "
-             "kept apart from real ones.")(func)
+SYNTHETIC_HELP = ("Use generated weights in the official checkpoint layout instead of downloading the real ones "
+                  "(offline runs, tests). They recognize nothing; results are labelled synthetic and kept apart "
+                  "from real ones.")
+
+
+def synthetic_option(func: Callable | None = None, *, help: str = SYNTHETIC_HELP) -> Callable:
+    """`--synthetic-weights` (as `synthetic`): every command that makes, uses or shows artefacts takes it."""
+    option = click.option("--synthetic-weights", "synthetic", is_flag=True, help=help)
+    return option(func) if func is not None else option
 
 
 def human_size(size: int) -> str:
