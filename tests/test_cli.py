@@ -210,6 +210,17 @@ def test_control_characters_never_reach_the_terminal(monkeypatch, tmp_path):
     assert "cat?]0;pwned??[31m?2J.JPEG: dataset directory not found (--data-dir)" in result.output
 
 
+def test_notes_are_plain_text(monkeypatch):
+    """freeze's `… [synthetic weights]` and a path with brackets are shown as they are (main: both
+    taken for rich markup and swallowed)."""
+    from omzconv.cli import ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "stderr", ui.SafeConsole(file=screen, width=200, highlight=False))
+    ui.info("inception_v4: up to date, /data/[bold]x/inception_v4.frozen.pb [synthetic weights]", quiet=False)
+    assert screen.getvalue() == "inception_v4: up to date, /data/[bold]x/inception_v4.frozen.pb [synthetic weights]\n"
+
+
 def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
     """`omzconv list | head -1`: exit 0 and nothing on stderr (main: exit 1)."""
     env = {**os.environ, "OMZCONV_OUTPUT_DIR": str(tmp_path / "o"), "OMZCONV_CACHE_DIR": str(tmp_path / "c")}

@@ -123,7 +123,7 @@ def fit_widths(cells: list[list[str]], kinds: Sequence[str], total: int) -> list
     """Column widths (gaps not included) for a table whose rows (header first) are `cells` on a
     `total`-column terminal: FIXED columns (numbers, codes) keep their full width; TEXT columns give
     way first, down to their longest word (they wrap at spaces); then NAME columns, down to 6
-    characters (they end in `…`); then TEXT columns fold words. Widest first, so names cut evenly."""
+    characters (they end in `…`); then TEXT columns fold words. The column with most to give first."""
     natural = [max((cell_len(row[i]) for row in cells), default=0) for i in range(len(kinds))]
     widths = list(natural)
     longest_word = [max((cell_len(w) for row in cells[1:] for w in row[i].split()), default=0)
@@ -167,9 +167,10 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 
 def info(message: str, quiet: bool) -> None:
-    """A progress note on stderr, so stdout stays clean for tables and JSON."""
+    """A progress note on stderr, so stdout stays clean for tables and JSON. Plain text: a path or
+    label in brackets (`[synthetic weights]`) is shown, not taken for markup."""
     if not quiet:
-        stderr.print(message)
+        stderr.print(message, markup=False)
 
 
 @contextmanager
