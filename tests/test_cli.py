@@ -157,8 +157,8 @@ def test_info_is_plain_text_that_fits_80_columns(run, monkeypatch, name):
     assert keys[:6] == ["tags", "task", "cost", "license", "network", "converts"], keys
     text = " ".join(output.split())
     if name == "vgg_16":
-        assert "preprocessing vgg: RGB, resize shorter side to 256, central crop 224, (x − 123.68, 116.78, " \
-               "103.94) / 1.0" in text
+        assert "preprocessing vgg: RGB, resize shorter side to 256, central crop 224, x − (123.68, 116.78, " \
+               "103.94)" in text and "source path" not in text  # the checkpoint's, said once
         assert "archive vgg_16_2016_08_28.tar.gz, size unpublished, hash unpublished" in text
         assert "alias" not in text  # nothing to show, nothing shown
     if name == "inception_resnet_v2":
@@ -506,6 +506,26 @@ def test_stage_display_names_the_stage_and_counts_only_while_counted(monkeypatch
         assert lines[-1].endswith("mobilenet_v1_025_128 · freeze: restoring variables") and "/8" not in lines[-1]
         on_stage("quantize: calibrating on 50 images with a long description that cannot fit", 3, 50)
         assert all(len(line) <= 80 for line in frame())
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_image_and_download_bars_fit_the_terminal(monkeypatch, width):
+    """verify's image bar and a download bar, with long labels and rates, never wider than the
+    terminal (main: 40-character bars, cut at 80 columns); the label gives way first."""
+    from omzconv.cli import ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "stderr", ui.SafeConsole(file=screen, force_terminal=True, width=width))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with ui.step_progress("verify inception_resnet_v2", 50000, quiet=False, unit="images") as advance:
+        for _ in range(3):
+            advance(1000)
+    with ui.transfer_bars(quiet=False) as add:
+        add("inception_resnet_v2")(12_000_000, 171_177_982)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n")
+    lines = {line.rstrip() for line in text.splitlines() if line.strip()}
+    assert any("3000/50000" in line for line in lines) and any("/171.2 MB" in line for line in lines)
+    assert max(map(len, lines)) <= width, lines
 
 
 def test_eta_is_from_completed_steps_or_nothing():

@@ -91,8 +91,10 @@ def info_rows(data: dict) -> list[tuple[str, str]]:
     rows.append(("input", f"{given['name']} {_shape(given['shape'])} {given['layout']}"))
     crop = (f"central crop {pre['central_fraction']:g}, resize to {pre['size']}" if pre["recipe"] != "vgg" else
             f"resize shorter side to {pre['resize_side']}, central crop {pre['size']}")
-    rows.append(("preprocessing", f"{pre['recipe']}: {pre['color']}, {crop}, (x − {_plain(pre['mean'])}) / "
-                                  f"{_plain(pre['scale'])}"))
+    mean = _plain(pre["mean"]) if len(pre["mean"]) == 1 else f"({_plain(pre['mean'])})"
+    scale = "" if all(v == 1 for v in pre["scale"]) else f" / {_plain(pre['scale'])}"
+    normalize = f"(x − {mean}){scale}" if scale else f"x − {mean}"
+    rows.append(("preprocessing", f"{pre['recipe']}: {pre['color']}, {crop}, {normalize}"))
     for index, output in enumerate(data["outputs"]):
         kind = output["kind"] + (", default" if output["default"] else "")
         rows.append(("outputs" if index == 0 else "", f"{output['name']} ({kind}): {output['description']}"))
@@ -109,7 +111,8 @@ def info_rows(data: dict) -> list[tuple[str, str]]:
     rows += [(key.replace("_", " "), _plain(value)) for key, value in data.items()
              if key not in known and _plain(value)]  # whatever models.yaml gains, shown plainly
     paths = data["paths"]
-    rows += [(f"{key} path", _plain(value)) for key, value in paths.items() if key != "ir" and value]
+    rows += [(f"{key} path", _plain(value)) for key, value in paths.items()
+             if key != "ir" and value and not (key == "source" and value == paths.get("checkpoint"))]
     rows += [(f"{precision} IR path", path) for precision, path in paths["ir"].items()]
     rows.append(("done", f"{_done(data['status'])}; with synthetic weights: {_done(data['synthetic_status'])}"))
     return rows

@@ -173,6 +173,19 @@ def info(message: str, quiet: bool) -> None:
         stderr.print(message, markup=False)
 
 
+BAR_WIDTH = 24  # so a bar line fits 80 columns with its label, counts, rate and ETA
+
+
+class _Label(ProgressColumn):
+    """A bar's label: the column the line gives up first (ending in `…`) on a narrow terminal."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=False))
+
+    def render(self, task: Task) -> Text:
+        return Text(task.description, no_wrap=True, overflow="ellipsis")
+
+
 @contextmanager
 def transfer_bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int | None], None]]]:
     """Download bars, one per file; yields `add(description)` → the `progress(done, total)` callback
@@ -181,7 +194,7 @@ def transfer_bars(quiet: bool) -> Iterator[Callable[[str], Callable[[int, int | 
     if quiet or not sys.stderr.isatty():
         yield lambda description: (lambda done, total: None)
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+    columns = (_Label(), BarColumn(bar_width=BAR_WIDTH), DownloadColumn(), TransferSpeedColumn(),
                TimeRemainingColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
         def add(description: str) -> Callable[[int, int | None], None]:
@@ -206,7 +219,7 @@ def step_progress(description: str, total: int | None, quiet: bool,
         yield lambda n=1: None
         return
     rate = (TextColumn(f"{{task.fields[rate]}} {unit}/s"),) if unit else ()
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+    columns = (_Label(), BarColumn(bar_width=BAR_WIDTH), TaskProgressColumn(),
                TextColumn("{task.completed:.0f}/{task.total}"), *rate, TimeRemainingColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
         task = bar.add_task(description, total=total, rate="–")
@@ -242,7 +255,7 @@ class _StageColumn(ProgressColumn):
             return Text(task.description, no_wrap=True, overflow="ellipsis")
         eta = eta_text(task.fields["since"], task.fields["last"], time.monotonic(), task.completed, task.total or 0)
         row = Table.grid(padding=(0, 1))
-        row.add_row(ProgressBar(total=task.total, completed=task.completed, width=24),
+        row.add_row(ProgressBar(total=task.total, completed=task.completed, width=BAR_WIDTH),
                     Text(f"{task.completed:.0f}/{task.total:.0f}", no_wrap=True), Text(eta, no_wrap=True))
         return row
 
