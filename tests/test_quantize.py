@@ -126,8 +126,8 @@ def test_data_dir_from_the_environment(tmp_path, monkeypatch) -> None:
     result = CliRunner().invoke(main, ["-o", str(tmp_path / "o"), "quantize", MODEL, "--synthetic-weights"])
     assert result.exit_code == 1
     assert result.output.strip() == (
-        f"Error: {tmp_path / 'nowhere'}: dataset directory not found (OMZCONV_IMAGENET_VAL says it is there; "
-        "set it to your copy of the ILSVRC2012 validation set, or pass --data-dir)")
+        f"Error: {tmp_path / 'nowhere'}: dataset directory not found (from OMZCONV_IMAGENET_VAL; set it to your "
+        "copy of the ILSVRC2012 validation set or pass --data-dir)")
     result = CliRunner().invoke(main, ["-o", str(tmp_path / "o"), "quantize", MODEL, "--synthetic-weights",
                                        "--data-dir", str(tmp_path / "elsewhere")])
     assert result.output.strip() == f"Error: {tmp_path / 'elsewhere'}: dataset directory not found (--data-dir)"

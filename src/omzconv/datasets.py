@@ -353,8 +353,8 @@ def resolve_data_dir(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None,
         return Path(data_dir)
     if spec.env and os.environ.get(spec.env):
         if not Path(os.environ[spec.env]).is_dir():
-            raise DatasetError(f"{os.environ[spec.env]}: dataset directory not found ({spec.env} says it is "
-                               f"there; set it to your copy of the {spec.description}, or pass --data-dir)")
+            raise DatasetError(f"{os.environ[spec.env]}: dataset directory not found (from {spec.env}; set it to "
+                               f"your copy of the {spec.description} or pass --data-dir)")
         return Path(os.environ[spec.env])
     env = f" (or set {spec.env})" if spec.env else ""
     layouts = "; ".join(f"{k}: {v}" for k, v in spec.layouts.items())

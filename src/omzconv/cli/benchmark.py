@@ -56,7 +56,7 @@ def command(app: App, names, all_models, synthetic, precisions, runtimes, second
     from omzconv.convert import parse_precisions
 
     if seconds is not None and iterations is not None:
-        raise UsageError("--time and --iterations exclude each other: a measurement runs for a time or a count")
+        raise UsageError("--time and --iterations exclude each other")
     if iterations is None:
         seconds = seconds or DEFAULT_SECONDS
 
@@ -119,7 +119,7 @@ def benchmark_rows(result) -> list[list[str]]:
 
 
 def render(result) -> None:
-    weights = ", synthetic weights (as fast as real ones)" if result.weights == "synthetic" else ""
+    weights = ", synthetic weights" if result.weights == "synthetic" else ""  # they run as fast as real ones
     print_table(f"{result.model}: {result.gflops:g} GFLOPs per image{weights}", COLUMNS, benchmark_rows(result),
                 kinds=KINDS)
     if any(m.runtime == "openvino" and m.precision != "INT8" and m.inference_precision == "bf16"
