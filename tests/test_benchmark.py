@@ -103,6 +103,47 @@ def test_bad_runtime_is_a_usage_error(tmp_path) -> None:
     assert result.exit_code == 2 and "choose from openvino, tensorflow" in result.output
 
 
+def test_time_and_iterations_exclude_each_other(tmp_path) -> None:
+    """The README promises exit 2 for options that exclude each other (main: accepted silently)."""
+    result = CliRunner().invoke(main, ["-o", str(tmp_path), "benchmark", MODEL, "--time", "1", "--iterations", "5"])
+    assert result.exit_code == 2 and "--time and --iterations exclude each other" in result.output
+    assert not tmp_path.joinpath(MODEL).exists()
+
+
+@pytest.mark.parametrize("columns", [80, 76])
+def test_table_is_one_line_per_run_with_whole_numbers(monkeypatch, columns) -> None:
+    """Figures as large as this machine gives (main: `108.5/12` / `2.2` and `int8+bf1` / `6` split
+    over two lines at 80 columns; it needed ~101)."""
+    import io
+
+    from rich.console import Console
+
+    from omzconv.benchmark import Measurement, ModelBenchmark, Timing
+    from omzconv.cli import benchmark, ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "stdout", Console(file=screen, width=columns, highlight=False))
+
+    def run(runtime, precision, computes, p50, p90, images_per_s, requests, batch):
+        latency = Timing("latency", None, 1, 1, 100, 10.0, p50, p90, 1000 / p50)
+        throughput = Timing("throughput", None, batch, requests, 1000, 10.0, p50, p90, images_per_s)
+        return Measurement(runtime, precision, "x", computes, latency, throughput, images_per_s * GFLOPS)
+
+    result = ModelBenchmark("inception_resnet_v2", 22.227, "synthetic", [
+        run("openvino", "FP32", "bf16", 21.35, 25.04, 1881.12, 4, 1),
+        run("openvino", "INT8", "bf16", 13.0, 14.21, 2101.4, 4, 1),
+        run("tensorflow", "FP32", "f32", 108.5, 122.2, 11.08, 1, 8)], [])
+    benchmark.render(result)
+    lines = screen.getvalue().splitlines()
+    assert max(map(len, lines)) <= columns, screen.getvalue()
+    assert lines[0].startswith("inception_resnet_v2: 22.227 GFLOPs per image, synthetic weights")
+    rows = [line.split() for line in lines if line.startswith(("OpenVINO", "TensorFlow"))]
+    assert rows == [
+        ["OpenVINO", "FP32", "bf16", "21.35", "25.04", "1881", "4×1", f"{1881.12 * GFLOPS:.0f}", "1.00×"],
+        ["OpenVINO", "INT8", "int8+bf16", "13", "14.21", "2101", "4×1", f"{2101.4 * GFLOPS:.0f}", "1.12×"],
+        ["TensorFlow", "f32", "108.5", "122.2", "11.08", "1×8", f"{11.08 * GFLOPS:.0f}", "0.01×"]]
+
+
 def test_percentile_and_random_input() -> None:
     assert percentile([4, 1, 3, 2], 50) == 2.5
     assert percentile(list(range(11)), 90) == 9.0

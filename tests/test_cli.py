@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+import click
 from click.testing import CliRunner
 
 from omzconv.cli import main
@@ -63,27 +65,60 @@ def test_list_table_shows_what_is_done(run, tmp_path):
     ir.write_text("<net/>")
     output = run("list").output
     line = next(line for line in output.splitlines() if "googlenet-v4-tf" in line)
-    assert "FP16" in line and "FP32" not in line
+    assert line.split()[-1] == "16"
+    assert "done: dl downloaded, pb frozen, 32 16 8: IRs FP32 FP16 INT8" in output
 
 
-def test_list_fits_80_columns_with_names_and_aliases_whole(run, monkeypatch, tmp_path):
-    monkeypatch.setenv("COLUMNS", "80")
-    for precision in ("FP32", "FP16", "FP32-u8-nhwc"):  # a long "done" cell must wrap, not squeeze the rest
-        ir = tmp_path / "out" / "synthetic" / "inception_v4" / precision / "inception_v4.xml"
+def _made(tmp_path, name: str, irs: tuple[str, ...], synthetic: bool = True) -> None:
+    """IRs (and an archive) on disk for `list` to find: what it reports is only what exists."""
+    kind = ("synthetic",) if synthetic else ()
+    for precision in irs:
+        ir = tmp_path.joinpath("out", *kind, name, precision, f"{name}.xml")
         ir.parent.mkdir(parents=True)
         ir.write_text("<net/>")
-    archive = tmp_path / "cache" / "synthetic" / "inception_v4" / "inception_v4_2016_09_09.tar.gz"
-    archive.parent.mkdir(parents=True)
-    archive.write_bytes(b"x")
-    lines = run("list").output.splitlines()
-    assert max(len(line) for line in lines) <= 80
-    v4 = next(line for line in lines if line.startswith("inception_v4 "))
-    assert v4.split()[:6] == ["inception_v4", "googlenet-v4-tf", "ckpt", "299", "inception", "syn:"], lines
-    assert all(line.split()[4] in ("inception", "vgg") for line in lines
-               if line.split() and line.split()[0] in {"inception_v1", "resnet_v1_50", "vgg_19", "inception_v3"})
-    assert any(line.split()[:2] == ["mobilenet_v1_1.0_224", "mobilenet-v1-1.0-224-tf"] for line in lines)
-    assert any(line.split()[:5] == ["vgg_16", "-", "ckpt", "224", "vgg"] for line in lines)
-    assert any(line.split()[:5] == ["inception_v3", "googlenet-v3", "graph", "299", "inception"] for line in lines)
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_list_is_one_line_per_model_and_fits_the_terminal(run, monkeypatch, tmp_path, columns):
+    """After converting, every model is still one line (main: 4-5 lines each, input size cut to `2`
+    at 60 columns); names give way with `…`, numbers and the state never."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    _made(tmp_path, "mobilenet_v1_1.0_224", ("FP32", "FP16", "INT8", "FP32-u8-nhwc"))  # the longest alias
+    _made(tmp_path, "inception_v4", ("FP32", "FP16"))
+    _made(tmp_path, "vgg_19", ("FP16",), synthetic=False)
+    lines = [line.rstrip() for line in run("list", "--synthetic-weights").output.splitlines()]
+    assert max(len(line) for line in lines) <= columns, "\n".join(lines)
+    assert lines[0] == "Synthetic weights"
+    rows = lines[3:3 + 17]  # title, header, rule, then one line per model
+    full = [m["name"] for m in json.loads(run("list", "--json").output)["models"]]
+    for shown, name in zip((line.split()[0] for line in rows), full, strict=True):
+        assert shown == name or (shown.endswith("…") and name.startswith(shown[:-1])), (shown, name)
+    sizes = {name: line.split()[3] for name, line in zip(full, rows)}
+    assert (sizes["inception_v4"], sizes["vgg_19"], sizes["mobilenet_v1_025_128"]) == ("299", "224", "128")
+    v1 = next(line for name, line in zip(full, rows) if name == "mobilenet_v1_1.0_224")
+    assert v1.endswith(" 32 16 8+")
+    assert next(line for line in rows if line.startswith("inception_v4")).rstrip().endswith("32 16")
+    assert next(line for line in rows if line.startswith("vgg_19")).split()[-1] == "-"  # real IRs are not synthetic
+    assert lines[20:] == ["done: dl downloaded, pb frozen, 32 16 8: IRs FP32 FP16 INT8",
+                          "+: also IRs with another input interface (omzconv info NAME)"]
+    real = run("list").output
+    assert next(line for line in real.splitlines() if line.startswith("vgg_19")).split()[-1] == "16"
+    assert " ".join(real.split()).endswith("2 models also with synthetic weights: omzconv list --synthetic-weights")
+    if columns == 80:  # at 80 nothing is cut
+        assert "…" not in "\n".join(lines)
+        assert any(line.split()[:2] == ["mobilenet_v1_1.0_224", "mobilenet-v1-1.0-224-tf"] for line in rows)
+        assert any(line.split()[:6] == ["vgg_16", "-", "ckpt", "224", "vgg", "-"] for line in rows)
+        assert any(line.split()[:5] == ["inception_v3", "googlenet-v3", "graph", "299", "inception"] for line in rows)
+
+
+def test_fit_widths_cuts_text_then_names_never_fixed():
+    from omzconv.cli.ui import FIXED, NAME, TEXT, fit_widths
+
+    cells = [["name", "n", "note"], ["a_rather_long_name", "1234567", "words that can wrap here"]]
+    assert fit_widths(cells, [NAME, FIXED, TEXT], 80) == [18, 7, 24]  # fits: natural widths
+    assert fit_widths(cells, [NAME, FIXED, TEXT], 40) == [18, 7, 11]  # text wraps first
+    assert fit_widths(cells, [NAME, FIXED, TEXT], 30) == [14, 7, 5]  # down to its longest word, then names
+    assert fit_widths(cells, [NAME, FIXED, TEXT], 10) == [6, 7, 5]  # names to 6 at most; numbers never
 
 
 def test_tag_selects_a_group_on_every_model_command(run):
@@ -105,6 +140,105 @@ def test_info_by_alias_json(run, tmp_path):
     assert data["files"][0]["hash"] == "md5:9e0f18e1259acf943e30690460d96123"
     assert data["paths"]["ir"]["FP32"] == str(tmp_path / "out" / "inception_resnet_v2" / "FP32" / "inception_resnet_v2.xml")
     assert [o["name"] for o in data["outputs"] if o["default"]] == ["InceptionResnetV2/Logits/Logits/BiasAdd"]
+
+
+@pytest.mark.parametrize("name", ["inception_resnet_v2", "vgg_16", "mobilenet_v1_025_128"])
+def test_info_is_plain_text_that_fits_80_columns(run, monkeypatch, name):
+    """No Python dicts, None or True (main: `outputs: {'name': …, 'default': True}`, `resize_side:
+    None`, lines of 198 characters); each fact on a labelled line, wrapped to the terminal."""
+    monkeypatch.setenv("COLUMNS", "80")
+    output = run("info", name).output
+    lines = output.splitlines()
+    assert max(map(len, lines)) <= 80, output
+    for python in ("{", "}", "None", "True", "False", "':", "[]"):
+        assert python not in output, python
+    start = next(i for i, line in enumerate(lines) if line.startswith("tags "))
+    keys = [line.split("  ")[0] for line in lines[start:] if line[:1].strip()]
+    assert keys[:6] == ["tags", "task", "cost", "license", "network", "converts"], keys
+    text = " ".join(output.split())
+    if name == "vgg_16":
+        assert "preprocessing vgg: RGB, resize shorter side to 256, central crop 224, x − (123.68, 116.78, " \
+               "103.94)" in text and "source path" not in text  # the checkpoint's, said once
+        assert "archive vgg_16_2016_08_28.tar.gz, size unpublished, hash unpublished" in text
+        assert "alias" not in text  # nothing to show, nothing shown
+    if name == "inception_resnet_v2":
+        assert lines[0] == "inception_resnet_v2 (Open Model Zoo: inception-resnet-v2-tf)"
+        assert "accuracy top-1 80.4 %, top-5 95.3 % (TF-Slim published; output " \
+               "InceptionResnetV2/Logits/Logits/BiasAdd)" in text
+        assert "InceptionResnetV2/Logits/Predictions (probabilities): main classifier, softmax" in text
+    if name == "mobilenet_v1_025_128":
+        assert "network mobilenet_v1 (depth_multiplier 0.25)" in text and "IR input input [1,3,128,128] NCHW BGR f32" in text
+        assert text.endswith("done nothing; with synthetic weights: nothing")
+
+
+def test_info_and_list_take_synthetic_weights(run, tmp_path):
+    """Like every command that touches artefacts: the synthetic ones' paths and state."""
+    _made(tmp_path, "inception_v1", ("FP32",))
+    data = json.loads(run("info", "inception_v1", "--synthetic-weights", "--json").output)
+    assert data["paths"]["frozen"] == str(tmp_path / "out" / "synthetic" / "inception_v1" / "inception_v1.frozen.pb")
+    assert data["synthetic_status"]["converted"] == ["FP32"] and data["status"]["converted"] == []
+    text = " ".join(run("info", "inception_v1").output.split())
+    assert "done nothing; with synthetic weights: IRs FP32" in text
+    assert "download" not in {opt for p in main.commands["download"].params for opt in p.opts if "synthetic" in opt}
+    for command in ("list", "info", "freeze", "convert", "quantize", "verify", "benchmark"):
+        assert "--synthetic-weights" in {opt for p in main.commands[command].params for opt in p.opts}, command
+
+
+def test_control_characters_never_reach_the_terminal(monkeypatch, tmp_path):
+    """A file name with escape sequences (retitle the terminal, turn it red) is shown with `?` for
+    each control character, in tables, printed lines, progress and the one-line errors."""
+    from rich.console import Console
+
+    from omzconv.cli import ui
+
+    evil = "cat\x1b]0;pwned\x07\x1b[31m\x9b2J.JPEG"
+    screen = io.StringIO()
+    console = ui.SafeConsole(file=screen, width=80, highlight=False)  # no styles: any ESC would be the name's
+    monkeypatch.setattr(ui, "stdout", console)
+    ui.print_table("t", ["file", "n"], [[evil, 1]])
+    console.print(f"skipped: {evil}")
+    console.print(ui.Text(evil))  # a Text built elsewhere is stripped when rendered
+    shown = screen.getvalue()
+    assert shown.splitlines()[3].startswith("cat?]0;pwned??[31m?2J.JPEG")
+    assert shown.splitlines()[4:] == ["skipped: cat?]0;pwned??[31m?2J.JPEG", "cat]0;pwned[31m2J.JPEG"]
+    plain = io.StringIO()
+    Console(file=plain, width=80, highlight=False).print(f"skipped: {evil}")
+    assert "\x1b" in plain.getvalue()  # what rich alone would have let through
+    for args in (["info", evil], ["verify", "--data-dir", str(tmp_path / evil), "inception_v4"]):
+        result = CliRunner().invoke(main, ["-o", str(tmp_path / "o"), *args])
+        assert result.exit_code in (1, 2) and not ui.CONTROL.search(result.output.replace("\n", "")), result.output
+    assert "cat?]0;pwned??[31m?2J.JPEG: dataset directory not found (--data-dir)" in result.output
+
+
+def test_notes_are_plain_text(monkeypatch):
+    """freeze's `… [synthetic weights]` and a path with brackets are shown as they are (main: both
+    taken for rich markup and swallowed)."""
+    from omzconv.cli import ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "stderr", ui.SafeConsole(file=screen, width=200, highlight=False))
+    ui.info("inception_v4: up to date, /data/[bold]x/inception_v4.frozen.pb [synthetic weights]", quiet=False)
+    assert screen.getvalue() == "inception_v4: up to date, /data/[bold]x/inception_v4.frozen.pb [synthetic weights]\n"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`omzconv list | head -1`: exit 0 and nothing on stderr (main: exit 1)."""
+    env = {**os.environ, "OMZCONV_OUTPUT_DIR": str(tmp_path / "o"), "OMZCONV_CACHE_DIR": str(tmp_path / "c")}
+    for args in (["list"], ["list", "--json"], ["info", "vgg_16"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # gone before the first write: deterministic
+        result = subprocess.run([sys.executable, "-m", "omzconv", *args], stdout=write_end, stderr=subprocess.PIPE,
+                                text=True, env=env, timeout=60)
+        os.close(write_end)
+        assert (result.returncode, result.stderr) == (0, ""), args
+
+
+def test_plural():
+    from omzconv.cli.ui import plural
+
+    assert [plural(1, "near-tie"), plural(2, "near-tie"), plural(1, "image"), plural(1200, "image")] == [
+        "1 near-tie", "2 near-ties", "1 image", "1,200 images"]
+    assert plural(0, "entry", "entries") == "0 entries"
 
 
 def test_unknown_model_is_one_line_usage_error(run):
@@ -296,13 +430,6 @@ def test_ctrl_c_during_a_download_leaves_no_final_file(tmp_path, trickle_server)
     assert part.stat().st_size < len(trickle_server.payload)
 
 
-def test_list_fits_80_columns(run):
-    result = CliRunner(env={"COLUMNS": "80"}).invoke(main, ["list"])
-    assert result.exit_code == 0, result.output
-    widest = max(len(line) for line in result.output.splitlines())
-    assert widest <= 80, result.output
-
-
 def test_freeze_rejects_a_frozen_graph_before_loading_tensorflow(tmp_path):
     pb = tmp_path / "model.frozen.pb"
     pb.write_bytes(b"\n\x05input\x12\x0bPlaceholder" * 20)
@@ -343,22 +470,82 @@ def test_two_processes_fetch_one_archive_once(tmp_path, trickle_server):
     assert second.stderr.count("another omzconv process is making it; waiting for it") == 1, second.stderr
 
 
-def test_stage_display_shows_a_bar_and_count_only_for_counted_stages(monkeypatch):
-    from rich.console import Console
-
+def test_stage_display_names_the_stage_and_counts_only_while_counted(monkeypatch):
+    """`label · stage` on one line; a counted run of stages gets a bar with count and ETA on the line
+    below, gone with the next uncounted stage (main: the 8-step bar stayed, ETA `-:--:--`); every
+    line fits 80 columns (main: cut)."""
     from omzconv.cli import ui
 
     screen = io.StringIO()
-    monkeypatch.setattr(ui, "stderr", Console(file=screen, force_terminal=True, width=80))
+    monkeypatch.setattr(ui, "stderr", ui.SafeConsole(file=screen, force_terminal=True, width=80))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    with ui.stage_status("quantize m", quiet=False) as on_stage:
-        on_stage("loading NNCF")
+    clock = [1000.0]
+    monkeypatch.setattr(ui.time, "monotonic", lambda: clock[0])
+
+    def frame() -> list[str]:
+        screen.seek(0)
+        screen.truncate()
         on_stage.bar.refresh()
-        uncounted = screen.getvalue()
-        on_stage("calibrating on 10 images", 3, 10)
-        on_stage.bar.refresh()
-    assert "quantize m: loading NNCF" in uncounted and "/" not in uncounted.split("loading NNCF")[-1]
-    assert "quantize m: calibrating on 10 images" in screen.getvalue() and "3/10" in screen.getvalue()
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "")
+        return [line.rstrip() for line in text.splitlines() if line.strip()]
+
+    with ui.stage_status("mobilenet_v1_025_128", quiet=False) as on_stage:
+        on_stage("synthetic weights: loading TensorFlow")
+        assert frame()[-1].endswith("mobilenet_v1_025_128 · synthetic weights: loading TensorFlow")
+        on_stage("synthetic weights: building graph", 0, 8)
+        clock[0] += 20
+        on_stage("synthetic weights: initializing weights", 1, 8)
+        clock[0] += 5
+        lines = frame()
+        assert lines[-2].endswith("mobilenet_v1_025_128 · synthetic weights: initializing weights")
+        assert lines[-1].endswith("1/8 ETA 2:15")  # 20 s per step, 7 to go, 5 s into the second
+        on_stage("synthetic weights: calibrating classifiers", 4, 8)  # a step the network skips: still one bar
+        assert frame()[-1].endswith("4/8 ETA 0:25")
+        on_stage("freeze: restoring variables")
+        lines = frame()
+        assert lines[-1].endswith("mobilenet_v1_025_128 · freeze: restoring variables") and "/8" not in lines[-1]
+        on_stage("quantize: calibrating on 50 images with a long description that cannot fit", 3, 50)
+        assert all(len(line) <= 80 for line in frame())
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_image_and_download_bars_fit_the_terminal(monkeypatch, width):
+    """verify's image bar and a download bar, with long labels and rates, never wider than the
+    terminal (main: 40-character bars, cut at 80 columns); the label gives way first."""
+    from omzconv.cli import ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "stderr", ui.SafeConsole(file=screen, force_terminal=True, width=width))
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with ui.step_progress("verify inception_resnet_v2", 50000, quiet=False, unit="images") as advance:
+        for _ in range(3):
+            advance(1000)
+    with ui.transfer_bars(quiet=False) as add:
+        add("inception_resnet_v2")(12_000_000, 171_177_982)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n")
+    lines = {line.rstrip() for line in text.splitlines() if line.strip()}
+    assert any("3000/50000" in line for line in lines) and any("/171.2 MB" in line for line in lines)
+    assert max(map(len, lines)) <= width, lines
+
+
+def test_eta_is_from_completed_steps_or_nothing():
+    from omzconv.cli.ui import eta_text
+
+    assert eta_text(0, 0, 30, 0, 8) == ""  # nothing completed: no guess
+    assert eta_text(0, 10, 10, 2, 8) == "ETA 0:30"
+    assert eta_text(0, 10, 40, 2, 8) == "ETA 0:00"  # overdue: never negative
+    assert eta_text(0, 3600, 3600, 1, 3) == "ETA 2:00:00"
+    assert eta_text(0, 10, 10, 8, 8) == ""
+
+
+def test_convert_reports_each_model_when_it_is_done(tmp_path):
+    from omzconv.cli.convert import finished_line
+    from omzconv.convert import ConvertResult
+
+    results = [ConvertResult("inception_v1", precision, tmp_path / "inception_v1" / precision / "inception_v1.xml",
+                             skipped, 1.0, 100, None) for precision, skipped in (("FP32", False), ("FP16", True))]
+    assert finished_line("inception_v1", results, 52.4, 3, 17) == (
+        "[3/17] inception_v1: FP32 converted, FP16 up to date (52 s)")
 
 
 def test_no_download_bar_when_nothing_is_downloaded(monkeypatch):
@@ -430,8 +617,30 @@ def test_synthetic_weights_are_their_own_counted_step(tmp_path, monkeypatch, cap
         pipeline.obtain_checkpoint(model, Workspace(tmp_path / "c", tmp_path / "o", synthetic=True),
                                    on_stage=lambda text, done=None, total=None: seen.append((text, done, total)))
     n = len(synthetic.STAGES)
-    assert seen == [("synthetic weights: building graph", 0, n),
+    assert seen == [("synthetic weights: loading TensorFlow", None, None),
+                    ("synthetic weights: building graph", 0, n),
                     ("synthetic weights: calibrating BatchNorm", synthetic.STAGES.index("calibrating BatchNorm"), n),
                     ("synthetic weights: archiving", n - 1, n)]
     assert [r.getMessage() for r in caplog.records].count(
         "inception_v4: generating synthetic weights, a one-time cost (about a minute); later runs reuse them") == 1
+
+
+def test_readme_commands_table_matches_each_commands_options():
+    """Every option of every command is in its README row, and every option a row names exists
+    (`--tag` and `--help` are described once, under the table; convert's INT8 options are quantize's)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if match := re.match(r"\| `omzconv (\w+)(.*?)`( \+ [^|]*)? \|", line.replace("\\|", "/")):
+            rows[match.group(1)] = set(re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", match.group(2)))
+    assert set(rows) == set(main.commands), set(rows) ^ set(main.commands)
+    quantize_options = {p.name for p in main.commands["quantize"].params} - {"synthetic", "input_type", "layout",
+                                                                                "force", "as_json", "names",
+                                                                                "all_models", "tags"}
+    for name, documented in rows.items():
+        params = [p for p in main.commands[name].params if isinstance(p, click.Option)
+                  and p.name not in ("tags", "help") and not (name == "convert" and p.name in quantize_options)]
+        missing = [p.opts for p in params if not set(p.opts) & documented]
+        unknown = documented - {opt for p in main.commands[name].params for opt in p.opts}
+        assert not missing and not unknown, (name, missing, unknown)

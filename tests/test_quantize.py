@@ -22,8 +22,8 @@ from omzconv.datasets import Record, load_dataset
 from omzconv.errors import DatasetError
 from omzconv.fileutil import file_digest
 from omzconv.workspace import SIDECAR, current_sidecar
-from omzconv.quantize import (RULE, calibration_split, evaluation_records, held_out, import_nncf,
-                              record_key, records_digest)
+from omzconv.quantize import (RULE, calibration_split, default_calibration_size, evaluation_records, held_out,
+                              import_nncf, record_key, records_digest)
 
 MODEL = "inception_v4"
 CALIBRATION = 20
@@ -70,6 +70,19 @@ def test_split_keeps_something_to_evaluate() -> None:
         calibration_split(records, 0)
 
 
+def test_one_default_calibration_size_for_every_command() -> None:
+    """300 images, or a quarter of a dataset under 1,200 (50 of the 200-image sample): the rule
+    quantize, convert -p INT8 and verify share, so the README's own data works without options."""
+    assert [default_calibration_size(n) for n in (200, 1199, 1200, 50_000, 3)] == [50, 299, 300, 300, 1]
+    sample = fake_records({label: 1 for label in range(200)})
+    assert len(calibration_split(sample).calibration) == 50  # main: "cannot take 300 ... of 200"
+    assert len(calibration_split(fake_records({label: 2 for label in range(1000)})).calibration) == 300
+    from omzconv.cli import main as cli
+    for name in ("quantize", "convert"):
+        parsed = cli.commands[name].make_context(name, [MODEL])
+        assert parsed.params["calibration_size"] is None, name  # the library applies the rule
+
+
 def test_records_digest_depends_on_names_and_labels() -> None:
     a = fake_records({0: 2, 1: 2})
     relabelled = [Record(a[0].path, 5), *a[1:]]
@@ -108,10 +121,17 @@ def test_int8_without_dataset_is_one_line_error(tmp_path, monkeypatch, args) -> 
 
 
 def test_data_dir_from_the_environment(tmp_path, monkeypatch) -> None:
+    """A missing directory is named with where it came from: the variable, or --data-dir."""
     monkeypatch.setenv("OMZCONV_IMAGENET_VAL", str(tmp_path / "nowhere"))
     result = CliRunner().invoke(main, ["-o", str(tmp_path / "o"), "quantize", MODEL, "--synthetic-weights"])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {tmp_path / 'nowhere'}: dataset directory not found"
+    assert result.output.strip() == (
+        f"Error: {tmp_path / 'nowhere'}: dataset directory not found (from OMZCONV_IMAGENET_VAL; set it to your "
+        "copy of the ILSVRC2012 validation set or pass --data-dir)")
+    result = CliRunner().invoke(main, ["-o", str(tmp_path / "o"), "quantize", MODEL, "--synthetic-weights",
+                                       "--data-dir", str(tmp_path / "elsewhere")])
+    assert result.output.strip() == f"Error: {tmp_path / 'elsewhere'}: dataset directory not found (--data-dir)"
+    assert not (tmp_path / "o").exists()
 
 
 # --- one real quantization ---------------------------------------------------------------------
@@ -149,7 +169,7 @@ def int8(artefacts, sample_dir):
 
 
 def test_calibration_shows_a_count_image_by_image(int8) -> None:
-    counts = [(done, total) for stage, done, total in STAGES_SEEN if stage.startswith("calibrating on")]
+    counts = [(done, total) for stage, done, total in STAGES_SEEN if stage.startswith("quantize: calibrating on")]
     assert counts[0] == (0, CALIBRATION) and counts[-1] == (CALIBRATION, CALIBRATION)
     assert [d for d, _ in counts] == sorted(d for d, _ in counts)  # it only moves forward
     assert len(counts) >= CALIBRATION  # one step per image prepared, not a spinner
@@ -258,3 +278,19 @@ def test_quantize_table_labels_synthetic(int8) -> None:
     assert "synthetic weights" in result.output and "up to date" in result.output
     assert "20, seed 0" in result.output
 
+
+
+def test_quantize_the_readme_sample_without_options(artefacts, sample_dir) -> None:
+    """`omzconv quantize NAME --data-dir ../shared/imagenet-sample` (the README's own data, and what
+    benchmark's hint suggests) works: 50 of the 200 images calibrate, the other 150 are held out."""
+    small = "mobilenet_v1_025_128"  # the cheapest model proves the rule
+    artefacts.ir(small, "FP32")
+    ws = artefacts.workspace
+    result = CliRunner().invoke(main, ["--cache-dir", str(ws.cache_dir), "-o", str(ws.output_dir), "quantize", small,
+                                       "--synthetic-weights", "--data-dir", str(sample_dir), "--check-images", "0",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    [data] = json.loads(result.stdout)
+    assert (data["calibration"]["size"], data["calibration"]["seed"]) == (50, 0)
+    xml = ws.ir_path(artefacts.model(small), "INT8")
+    assert len(evaluation_records(load_dataset(sample_dir, 1000).records, xml)) == 150

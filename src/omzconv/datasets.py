@@ -348,8 +348,13 @@ def resolve_data_dir(spec: DatasetSpec, data_dir: str | os.PathLike[str] | None,
     """`data_dir`, else the dataset's environment variable; else a one-line DatasetError that
     starts with `why` and says what to pass."""
     if data_dir:
+        if not Path(data_dir).is_dir():
+            raise DatasetError(f"{data_dir}: dataset directory not found (--data-dir)")
         return Path(data_dir)
     if spec.env and os.environ.get(spec.env):
+        if not Path(os.environ[spec.env]).is_dir():
+            raise DatasetError(f"{os.environ[spec.env]}: dataset directory not found (from {spec.env}; set it to "
+                               f"your copy of the {spec.description} or pass --data-dir)")
         return Path(os.environ[spec.env])
     env = f" (or set {spec.env})" if spec.env else ""
     layouts = "; ".join(f"{k}: {v}" for k, v in spec.layouts.items())

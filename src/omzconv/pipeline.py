@@ -26,6 +26,11 @@ def _quiet(stage: str, done: float | None = None, total: float | None = None) ->
     pass
 
 
+def within(on_stage: Stage, step: str) -> Stage:
+    """`on_stage` for the stages of one pipeline step, named after it: `freeze: restoring variables`."""
+    return lambda stage, done=None, total=None: on_stage(f"{step}: {stage}", done, total)
+
+
 def weights_kind(workspace: Workspace, checkpoint: Path | None) -> str:
     if workspace.synthetic:
         return "synthetic"
@@ -45,12 +50,13 @@ def obtain_checkpoint(model: Model, workspace: Workspace, progress: Progress | N
 
                 log.info("%s: generating synthetic weights, a one-time cost (about a minute); later runs "
                          "reuse them", model.name)
+                on_stage("synthetic weights: loading TensorFlow")
                 make_synthetic_archive(model, archive, on_stage=lambda stage: on_stage(
                     f"synthetic weights: {stage}", STAGES.index(stage) if stage in STAGES else None, len(STAGES)))
         else:
-            on_stage("downloading")
+            on_stage("download")
             fetch(model.files[0], workspace.download_dir(model), progress=progress)
-        on_stage("extracting")
+        on_stage("extract the archive")
         extract_archive(archive, workspace.checkpoint_dir(model), expect=model.source_member)
     return workspace.source_path(model)
 
@@ -70,7 +76,7 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
         if slim_dir is None:
             with artefact_lock(workspace.frozen_path(model)):
                 return adopt(model, graph, workspace.frozen_path(model), outputs, weights=weights, force=force,
-                             on_stage=on_stage)
+                             on_stage=within(on_stage, "freeze"))
         if not model.checkpoint:
             raise CheckpointError(f"{model.name} ships only a frozen graph, nothing to rebuild with --slim-dir; "
                                   "give a checkpoint with --checkpoint")
@@ -84,7 +90,7 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
     with artefact_lock(workspace.frozen_path(model)):
         return freeze(model, source, workspace.frozen_path(model), outputs,
                       weights=weights, network=network, network_source=network_source, force=force,
-                      on_stage=on_stage)
+                      on_stage=within(on_stage, "freeze"))
 
 
 def frozen_outputs(model: Model, workspace: Workspace) -> tuple[str, ...]:
@@ -115,4 +121,4 @@ def ensure_converted(model: Model, workspace: Workspace, registry: Registry, pre
                        outputs=frozen_outputs(model, workspace),
                        tolerance=registry.tolerances.precisions[precision],
                        weights=frozen_weights(model, workspace), input_type=input_type, layout=layout,
-                       check=check, force=force, on_stage=on_stage)
+                       check=check, force=force, on_stage=within(on_stage, f"convert {precision}"))

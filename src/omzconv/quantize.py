@@ -130,9 +130,11 @@ class CalibrationSplit:
         return records_digest(self.calibration)
 
 
-def calibration_split(records: Sequence[Record], size: int = CALIBRATION_SIZE,
+def calibration_split(records: Sequence[Record], size: int | None = None,
                       seed: int = CALIBRATION_SEED) -> CalibrationSplit:
-    """THE rule: a class-balanced, seeded `size` records to calibrate on; the rest to evaluate on."""
+    """THE rule: a class-balanced, seeded `size` records to calibrate on (default:
+    `default_calibration_size`); the rest to evaluate on."""
+    size = default_calibration_size(len(records)) if size is None else size
     if size < 1:
         raise DatasetError(f"the calibration size must be at least 1, got {size}")
     if size >= len(records):
@@ -155,8 +157,9 @@ def calibration_keys(int8_xml: Path) -> frozenset[str] | None:
 
 
 def default_calibration_size(available: int) -> int:
-    """CALIBRATION_SIZE images, or a quarter of a dataset too small to keep three quarters of it
-    for evaluation at that size (50 of the 200-image sample)."""
+    """THE default calibration size, for quantize, convert -p INT8 and verify alike: CALIBRATION_SIZE
+    images, or a quarter of a dataset too small to keep three quarters of it for evaluation at that
+    size (a dataset under 1,200 images: 50 of the 200-image sample)."""
     return max(1, min(CALIBRATION_SIZE, available // 4))
 
 
@@ -278,7 +281,7 @@ def quantize(
     int8_xml: Path,
     source: CalibrationSource,
     *,
-    calibration_size: int = CALIBRATION_SIZE,
+    calibration_size: int | None = None,
     seed: int = CALIBRATION_SEED,
     max_drop: float | None = None,
     validation_size: int = VALIDATION_SIZE,
@@ -289,6 +292,7 @@ def quantize(
 ) -> QuantizeResult:
     """Quantize the FP32 IR at `fp32_xml` to INT8 at `int8_xml`; skip if up to date.
 
+    `calibration_size` None: `default_calibration_size` of the dataset (the rule every command uses).
     `max_drop` (top-1 percentage points) switches to accuracy control on `validation_size`
     held-out images. `check_images` held-out images measure INT8-vs-FP32 top-1 agreement (0: none).
     """
@@ -471,5 +475,7 @@ def ensure_quantized(model: Model, workspace: Any, registry: Registry, source: C
         ensure_converted(model, workspace, registry, "FP32", input_type=input_type, layout=layout,
                          progress=progress, on_stage=on_stage)
     int8_xml = workspace.ir_path(model, PRECISION, variant)
+    from omzconv.pipeline import within
+
     with artefact_lock(int8_xml.parent):
-        return quantize(model, fp32_xml, int8_xml, source, on_stage=on_stage, **options)
+        return quantize(model, fp32_xml, int8_xml, source, on_stage=within(on_stage, "quantize"), **options)

@@ -45,20 +45,52 @@ INTERRUPTED_EXIT = 130  # the shell's code for a Ctrl-C
 class _Group(click.Group):
     """The one error boundary: omzconv's own exceptions become `Error: <message>` with exit code 1
     (2 for usage errors, as click's own), and Ctrl-C exits 130 with one line, not `Aborted!`.
+    Messages lose their control characters (a file name cannot drive the terminal). A reader that
+    stops early (`omzconv list | head -1`) ends the command quietly with exit code 0.
 
     Anything else is a bug and keeps its traceback.
     """
 
     def invoke(self, ctx: click.Context):
+        from omzconv.cli.ui import clean
+
         try:
             return super().invoke(ctx)
         except UsageError as exc:
-            raise click.UsageError(redact(str(exc))) from None
+            raise click.UsageError(clean(redact(str(exc)))) from None
         except OmzconvError as exc:  # redact: a URL's user:password@ never reaches the terminal
-            raise click.ClickException(redact(str(exc))) from None
+            raise click.ClickException(clean(redact(str(exc)))) from None
+        except click.ClickException as exc:  # click's own, e.g. a bad option value quoted back
+            exc.message = clean(redact(exc.message))
+            raise
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing half-written was kept; run the command again to resume.", err=True)
             ctx.exit(INTERRUPTED_EXIT)
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            ctx.exit(0)
+
+
+def _stdout_to_devnull() -> None:
+    """The reader of stdout has gone: what is still buffered (and Python's flush at exit) goes nowhere."""
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (e.g. captured): nothing to redirect
+        pass
+    finally:
+        os.close(devnull)
+
+
+class _CleanFormatter(logging.Formatter):
+    """Log lines (warnings from the library, TensorFlow's under -v) without control characters."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from omzconv.cli.ui import clean
+
+        return clean(super().format(record))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -87,6 +119,9 @@ def main(ctx: click.Context, models_path, cache_dir, output_dir, verbose, quiet)
     """
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler and not isinstance(handler.formatter, _CleanFormatter):
+            handler.setFormatter(_CleanFormatter("%(levelname)s %(name)s: %(message)s"))
     if not verbose:
         _show_notices(quiet)
     from omzconv.cli.ui import fit_terminal

@@ -7,8 +7,9 @@ from dataclasses import asdict
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import (info, ir_interface_options, models_argument, print_json, print_table, stage_status,
-                            synthetic_option, transfer_bars)
+from omzconv.cli.ui import (FIXED, NAME, info, ir_interface_options, models_argument, print_json, print_table,
+                            stage_status, synthetic_option, transfer_bars)
+from omzconv.errors import UsageError
 
 RUNTIMES = ("openvino", "tensorflow")
 
@@ -28,9 +29,10 @@ def _runtimes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[s
               help="IR precisions to measure (FP32/FP16 are converted if missing; INT8 only if quantized).")
 @click.option("--runtime", "runtimes", default="openvino,tensorflow", show_default=True, callback=_runtimes,
               help="openvino (the IRs), tensorflow (the original frozen graph), or both.")
-@click.option("-t", "--time", "seconds", type=click.FloatRange(min=0, min_open=True), default=10.0,
-              show_default=True, help="Seconds per measurement (after warm-up).")
-@click.option("--iterations", type=click.IntRange(min=1), help="Run exactly this many iterations instead of --time.")
+@click.option("-t", "--time", "seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds per measurement, after warm-up [default: 10].")
+@click.option("--iterations", type=click.IntRange(min=1),
+              help="Run exactly this many iterations instead (excludes --time).")
 @click.option("--tf-batch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Batch size of the TensorFlow throughput measurement.")
 @click.option("--inference-precision", type=click.Choice(["f32", "bf16", "f16"]),
@@ -50,15 +52,20 @@ def command(app: App, names, all_models, synthetic, precisions, runtimes, second
     Inputs are random (seeded) pixels of the right shape and type. Close other work first: on a
     shared CPU the figures drop with the load. Threads and streams are the runtime's choice.
     """
-    from omzconv.benchmark import benchmark_model
+    from omzconv.benchmark import DEFAULT_SECONDS, benchmark_model
     from omzconv.convert import parse_precisions
+
+    if seconds is not None and iterations is not None:
+        raise UsageError("--time and --iterations exclude each other")
+    if iterations is None:
+        seconds = seconds or DEFAULT_SECONDS
 
     models = app.registry.select(names, all_models)
     wanted = parse_precisions(precisions, ("FP32", "FP16", "INT8"))
     workspace = app.workspace(synthetic)
     results = []
     for model in models:
-        with transfer_bars(app.quiet) as add_bar, stage_status(f"benchmark {model.name}", app.quiet) as on_stage:
+        with transfer_bars(app.quiet) as add_bar, stage_status(model.name, app.quiet) as on_stage:
             results.append(benchmark_model(
                 model, workspace, app.registry, precisions=wanted, runtimes=runtimes, seconds=seconds,
                 iterations=iterations, seed=seed, tf_batch=tf_batch, inference_precision=inference_precision,
@@ -86,23 +93,35 @@ def _machine() -> dict:
             "openvino_version": ov.__version__, "python": platform.python_version()}
 
 
-def render(result) -> None:
+RUNTIME_NAMES = {"openvino": "OpenVINO", "tensorflow": "TensorFlow"}
+COLUMNS = ["run", "computes", "p50 ms", "p90 ms", "img/s", "req×batch", "GFLOP/s", "vs FP32"]
+KINDS = [NAME, FIXED, FIXED, FIXED, FIXED, FIXED, FIXED, FIXED]
+
+
+def _figure(value: float) -> str:
+    """Four significant digits at most, so a column stays narrow: 0.812, 21.35, 101.4, 1881."""
+    return f"{value:.0f}" if value >= 1000 else f"{value:.4g}" if value >= 1 else f"{value:.3f}"
+
+
+def benchmark_rows(result) -> list[list[str]]:
+    """One line per measurement: 75 columns wide whatever the figures (see COLUMNS)."""
     base = next((m.throughput.images_per_s for m in result.measurements
                  if m.runtime == "openvino" and m.precision == "FP32"), None)
     rows = []
     for m in result.measurements:
-        speedup = f"{m.throughput.images_per_s / base:.2f}×" if base else ""
+        run = RUNTIME_NAMES[m.runtime] + (f" {m.precision}" if m.runtime == "openvino" else "")
         rows.append([
-            m.runtime, m.precision,
-            f"int8+{m.inference_precision}" if m.precision == "INT8" else m.inference_precision,
-            f"{m.latency.median_ms:.1f}/{m.latency.p90_ms:.1f}",
-            f"{m.throughput.images_per_s:.2f}",
-            f"{m.throughput.requests}×{m.throughput.batch}",
-            f"{m.gflops_per_s:.0f}", speedup])
-    weights = " (synthetic weights: they run as fast as real ones)" if result.weights == "synthetic" else ""
-    print_table(f"{result.model}: {result.gflops:g} GFLOPs per image{weights}",
-                ["runtime", "IR", "computes in", "latency ms p50/p90", "img/s", "requests ×batch",
-                 "GFLOP/s", "vs OV FP32"], rows)
+            run, f"int8+{m.inference_precision}" if m.precision == "INT8" else m.inference_precision,
+            _figure(m.latency.median_ms), _figure(m.latency.p90_ms), _figure(m.throughput.images_per_s),
+            f"{m.throughput.requests}×{m.throughput.batch}", f"{m.gflops_per_s:.0f}",
+            f"{m.throughput.images_per_s / base:.2f}×" if base else "-"])
+    return rows
+
+
+def render(result) -> None:
+    weights = ", synthetic weights" if result.weights == "synthetic" else ""  # they run as fast as real ones
+    print_table(f"{result.model}: {result.gflops:g} GFLOPs per image{weights}", COLUMNS, benchmark_rows(result),
+                kinds=KINDS)
     if any(m.runtime == "openvino" and m.precision != "INT8" and m.inference_precision == "bf16"
            for m in result.measurements):
         info("OpenVINO computed the FP32/FP16 IRs in bf16, the CPU plugin's default on this CPU (AMX or "

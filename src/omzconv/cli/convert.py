@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import (human_size, ir_interface_options, models_argument, print_json, print_table,
-                            stage_status, stdout, synthetic_option, transfer_bars)
+from omzconv.cli.ui import (FIXED, NAME, TEXT, human_size, info, ir_interface_options, models_argument, plural,
+                            print_json, print_table, stage_status, stdout, synthetic_option, transfer_bars)
 from omzconv.cli.quantize import calibration_options, quantize_models, render, result_json
 
 
@@ -59,13 +60,16 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
                 stdout.print(f"{model.name} {precision}: {ir} — {state}; source: {source}", soft_wrap=True)
         return
     results = []
-    for model in models:
-        for precision in wanted:
-            with transfer_bars(app.quiet) as add_bar, \
-                    stage_status(f"convert {model.name} {precision}", app.quiet) as on_stage:
-                results.append(ensure_converted(
+    for number, model in enumerate(models, 1):
+        started, done = time.perf_counter(), []
+        with transfer_bars(app.quiet) as add_bar, stage_status(model.name, app.quiet) as on_stage:
+            for precision in wanted:
+                done.append(ensure_converted(
                     model, workspace, app.registry, precision, input_type=input_type, layout=layout,
                     check=not no_check, force=force, progress=add_bar(model.name), on_stage=on_stage))
+        results += done
+        info(finished_line(model.name, done, time.perf_counter() - started, number, len(models)),
+             app.quiet or as_json)
     quantized = (quantize_models(app, models, synthetic, force=force, source=calibration_source,
                                  input_type=input_type, layout=layout, **calibration)
                  if calibration_source else [])
@@ -78,15 +82,21 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
         render(quantized, synthetic)
 
 
+def finished_line(name: str, results: list, seconds: float, number: int, count: int) -> str:
+    """`[3/17] inception_v1: FP32 converted, FP16 up to date (52 s)`: a model is done, as it happens."""
+    irs = ", ".join(f"{r.path.parent.name} {'up to date' if r.skipped else 'converted'}" for r in results)
+    return f"[{number}/{count}] {name}: {irs} ({seconds:.0f} s)"
+
+
 def render_converted(results, synthetic: bool) -> None:
     rows = []
     for r in results:
         check = "skipped" if r.check is None else (
             f"max |Δp| {r.check.max_prob_delta:.1e}, top-1 {r.check.top1_agreement:.0%}"
-            + (f" ({r.check.ties} near-ties)" if r.check.ties else ""))
+            + (f" ({plural(r.check.ties, 'near-tie')})" if r.check.ties else ""))
         rows.append([r.model, r.path.parent.name, human_size(r.size),
                      "up to date" if r.skipped else f"{r.seconds:.1f} s", check])
     title = "Converted (synthetic weights)" if synthetic else "Converted"
-    print_table(title, ["model", "IR", "size", "time", "self-check"], rows)
+    print_table(title, ["model", "IR", "size", "time", "self-check"], rows, kinds=[NAME, FIXED, FIXED, FIXED, TEXT])
     for r in results:
         stdout.print(f"{r.model} {r.path.parent.name}: {r.path}", soft_wrap=True)

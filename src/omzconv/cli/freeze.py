@@ -45,7 +45,7 @@ def command(app: App, names, all_models, synthetic, checkpoint, outputs, slim_di
     workspace = app.workspace(synthetic)
     results = []
     for model in models:
-        with transfer_bars(app.quiet) as add_bar, stage_status(f"freeze {model.name}", app.quiet) as on_stage:
+        with transfer_bars(app.quiet) as add_bar, stage_status(model.name, app.quiet) as on_stage:
             result = ensure_frozen(model, workspace, outputs=outputs or None, checkpoint=checkpoint,
                                    slim_dir=slim_dir, force=force, progress=add_bar(model.name),
                                    on_stage=on_stage)

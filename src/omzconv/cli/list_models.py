@@ -5,26 +5,25 @@ from __future__ import annotations
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import json_option, print_json, print_table, stdout
+from omzconv.cli.ui import (FIXED, NAME, json_option, plural, print_json, print_table, stdout,
+                            synthetic_option)
 from omzconv.registry import Model
 
 
 SOURCE_SHORT = {"checkpoint": "ckpt", "frozen_graph": "graph"}
+IR_SHORT = {"FP32": "32", "FP16": "16", "INT8": "8"}
+LEGEND = "done: dl downloaded, pb frozen, 32 16 8: IRs FP32 FP16 INT8"
+LEGEND_MORE = "+: also IRs with another input interface (omzconv info NAME)"
 
 
-STEP_SHORT = {"downloaded": "dl", "frozen": "pb"}  # the table's legend says what they mean
-
-
-def _status_text(status: dict) -> str:
-    done = [short for step, short in STEP_SHORT.items() if status[step]] + list(status["converted"])
-    return " ".join(done) or "-"
-
-
-def _done_text(real: dict, synthetic: dict) -> str:
-    text = _status_text(real)
-    if (synthetic_text := _status_text(synthetic)) != "-":
-        text = f"{text}; syn: {synthetic_text}" if text != "-" else f"syn: {synthetic_text}"
-    return text
+def state_token(status: dict) -> str:
+    """What is done for a model, in at most 8 characters: its IRs (`32 16 8`, `+` when some have
+    another input interface), else `pb` (frozen), `dl` (downloaded) or `-`."""
+    irs = status["converted"]
+    precisions = dict.fromkeys(name.split("-")[0] for name in irs)
+    if precisions:
+        return " ".join(IR_SHORT.get(p, p) for p in precisions) + ("+" if any("-" in n for n in irs) else "")
+    return "pb" if status["frozen"] else "dl" if status["downloaded"] else "-"
 
 
 def model_summary(model: Model, app: App) -> dict:
@@ -47,22 +46,30 @@ def model_summary(model: Model, app: App) -> dict:
     }
 
 
-@click.command("list", short_help="The models, their specs, and what is done already.")
+@click.command("list", short_help="The models, their input and what is done already.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG", help="Only models tagged TAG (repeatable: any of them).")
+@synthetic_option(help="Show what is done with synthetic weights (see `--synthetic-weights` of the other commands).")
 @json_option
 @click.pass_obj
-def command(app: App, tags: tuple[str, ...], as_json: bool) -> None:
-    """List the models: aliases (Open Model Zoo names), what omzconv starts from (a checkpoint or the
-    authors' frozen graph), input size, preprocessing recipe, and what is downloaded/frozen/converted
-    (real and synthetic weights). Tags (for --tag), specs and accuracy references: --json, or `omzconv info NAME`."""
+def command(app: App, tags: tuple[str, ...], synthetic: bool, as_json: bool) -> None:
+    """List the models, one line each: aliases (Open Model Zoo names), what omzconv starts from (a
+    checkpoint or the authors' frozen graph), input size, preprocessing recipe, and what is done
+    (downloaded, frozen, which IRs) — with --synthetic-weights, for the synthetic weights.
+    Tags, specs and accuracy references: --json, or `omzconv info NAME`."""
     models = app.registry.select((), all_models=True, tags=tags)
     summaries = [model_summary(m, app) for m in models]
     if as_json:
         print_json({"models": summaries, "cache_dir": str(app.cache_dir), "output_dir": str(app.output_dir)})
         return
+    key = "synthetic_status" if synthetic else "status"
     rows = [[s["name"], s["alias"] or "-", SOURCE_SHORT[s["source"]], s["input_size"], s["preprocessing"],
-             _done_text(s["status"], s["synthetic_status"])]
-            for s in summaries]
-    print_table(None, ["name", "alias", "from", "in", "prep", "done"], rows, no_wrap=5)  # only "done" wraps
-    if any(s["status"]["downloaded"] or s["synthetic_status"]["downloaded"] for s in summaries):
-        stdout.print("done: dl downloaded, pb frozen, then the IRs; syn: with synthetic weights")
+             state_token(s[key])] for s in summaries]
+    print_table("Synthetic weights" if synthetic else None, ["name", "alias", "from", "in", "prep", "done"], rows,
+                kinds=[NAME, NAME, NAME, FIXED, NAME, FIXED])
+    tokens = [row[-1] for row in rows]
+    if any(t != "-" for t in tokens):
+        stdout.print(LEGEND)
+    if any(t.endswith("+") for t in tokens):
+        stdout.print(LEGEND_MORE)
+    if not synthetic and (made := sum(state_token(s["synthetic_status"]) != "-" for s in summaries)):
+        stdout.print(f"{plural(made, 'model')} also with synthetic weights: omzconv list --synthetic-weights")

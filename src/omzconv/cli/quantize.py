@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import (human_size, info, ir_interface_options, models_argument, print_json, print_table,
-                            stage_status, stdout, synthetic_option, transfer_bars)
+from omzconv.cli.ui import (FIXED, NAME, TEXT, human_size, info, ir_interface_options, models_argument,
+                            print_json, print_table, stage_status, stdout, synthetic_option, transfer_bars)
 from omzconv.quantize import (CALIBRATION_SEED, CALIBRATION_SIZE, CHECK_IMAGES, DEFAULT_DATASET,
                               VALIDATION_SIZE)
 
@@ -23,8 +23,10 @@ def calibration_options(func: Callable) -> Callable:
         click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
                      help="Where that dataset is (any of the layouts `omzconv verify` reads) "
                           "[env: the dataset's variable, OMZCONV_IMAGENET_VAL for imagenet-val]."),
-        click.option("--calibration-size", type=click.IntRange(min=1), default=CALIBRATION_SIZE,
-                     show_default=True, help="Calibration images: class-balanced, seeded, never evaluated on."),
+        click.option("--calibration-size", type=click.IntRange(min=1),
+                     help=f"Calibration images: class-balanced, seeded, never evaluated on [default: "
+                          f"{CALIBRATION_SIZE}, or a quarter of a dataset smaller than {4 * CALIBRATION_SIZE:,} "
+                          "images]."),
         click.option("--seed", type=int, default=CALIBRATION_SEED, show_default=True,
                      help="Seed of the calibration subset."),
         click.option("--max-drop", type=click.FloatRange(min=0), default=None,
@@ -41,7 +43,7 @@ def calibration_options(func: Callable) -> Callable:
 
 
 def quantize_models(app: App, models, synthetic: bool, *, dataset: str, data_dir: Path | None,
-                    calibration_size: int, seed: int, max_drop: float | None, validation_size: int,
+                    calibration_size: int | None, seed: int, max_drop: float | None, validation_size: int,
                     check_images: int, force: bool, source=None, input_type: str | None = None,
                     layout: str | None = None) -> list:
     """Quantize each model (its FP32 IR first if missing); shared by `quantize` and `convert -p INT8`."""
@@ -52,7 +54,7 @@ def quantize_models(app: App, models, synthetic: bool, *, dataset: str, data_dir
     workspace = app.workspace(synthetic)
     results = []
     for model in models:
-        with transfer_bars(app.quiet) as add_bar, stage_status(f"quantize {model.name}", app.quiet) as on_stage:
+        with transfer_bars(app.quiet) as add_bar, stage_status(model.name, app.quiet) as on_stage:
             results.append(ensure_quantized(
                 model, workspace, app.registry, source, input_type=input_type, layout=layout,
                 progress=add_bar(model.name), on_stage=on_stage, calibration_size=calibration_size,
@@ -73,7 +75,8 @@ def render(results, synthetic: bool) -> None:
         rows.append([r.model, r.path.parent.name, human_size(r.size), "up to date" if r.skipped else f"{r.seconds:.1f} s",
                      f"{r.calibration.size}, seed {r.calibration.seed}", agreement])
     title = "Quantized (synthetic weights: agreement says nothing about real INT8)" if synthetic else "Quantized"
-    print_table(title, ["model", "IR", "size", "time", "calibration", "top-1 = FP32"], rows)
+    print_table(title, ["model", "IR", "size", "time", "calibration", "top-1 = FP32"], rows,
+                kinds=[NAME, FIXED, FIXED, FIXED, TEXT, TEXT])
     for r in results:
         if a := r.accuracy_control:
             stdout.print(f"{r.model}: accuracy control: top-1 {a.top1_fp32:.1f} → {a.top1_int8:.1f} %, drop "
