@@ -13,13 +13,18 @@ estimate from the measured per-worker rate (images ÷ a worker's busy seconds).
 
 On a 2-core machine two workers cannot beat one: one worker's TensorFlow and OpenVINO already
 keep both cores busy, so a second only shares them (and holds a second copy of the model).
-Artefacts are synthetic-weight ones, built on first use under --workdir.
+Artefacts are synthetic-weight ones, built on first use under --workdir. The benchmark runs itself
+in a network namespace with only loopback (`unshare -n`, needs root), like the Ray tests: Ray is
+never started where it could reach another machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -34,15 +39,25 @@ def cpu_name() -> str:
     return "unknown CPU"
 
 
+def reexec_in_loopback_namespace() -> None:
+    """Run this script again inside a new network namespace whose only interface is loopback."""
+    if os.environ.get("OMZCONV_BENCH_NAMESPACE") == "1":
+        return
+    if not (shutil.which("unshare") and shutil.which("ip")):
+        sys.exit("verify_ray.py runs Ray only in a loopback-only network namespace: needs unshare and ip (root)")
+    os.environ["OMZCONV_BENCH_NAMESPACE"] = "1"
+    os.execvp("unshare", ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+                          sys.executable, *sys.argv])
+
+
 def main() -> None:
+    reexec_in_loopback_namespace()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="inception_v4")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "imagenet-sample")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/omzconv-bench"))
     args = parser.parse_args()
-
-    import os
 
     from omzconv import verify
     from omzconv.registry import load_registry
