@@ -74,10 +74,10 @@ def command(app: App, name, synthetic, precisions, inference_precisions, data_di
 
 def render(report) -> None:
     from omzconv.diff import first_divergence, output_error, worst
-    from omzconv.diff.render import TABLE_COLUMNS, table_rows
+    from omzconv.diff.render import TABLE_COLUMNS, short, table_rows
 
     weights = " (synthetic weights)" if report.weights == "synthetic" else ""
-    stdout.print(f"[bold]Diff {report.model}[/]{weights}: {escape(report.image_source)}", soft_wrap=True)
+    stdout.print(f"[bold]Diff {report.model}[/]{weights}: {escape(report.image_source)}")
     for run in report.runs:
         m = run.matching
         matched = len([x for x in m.layers if x.kind != "output"])
@@ -86,13 +86,13 @@ def render(report) -> None:
                     TABLE_COLUMNS, table_rows(worst(run)))
         first = first_divergence(run, report.threshold)
         if first is None:
-            stdout.print(f"  no layer above relative error {report.threshold:g}", soft_wrap=True)
+            stdout.print(f"  no layer above relative error {report.threshold:g}")
         else:
             stdout.print(f"  first divergence (> {report.threshold:g}): layer {first.layer.index} "
-                         f"{escape(first.layer.tf_node)} ({first.layer.kind}), relative error {first.rel_error:.2e}",
-                         soft_wrap=True)
+                         f"{escape(short(first.layer.tf_node, 44))} ({first.layer.kind}), relative error "
+                         f"{first.rel_error:.2e}")
         stdout.print(f"  output relative error {out.rel_error:.2e}; matched {matched} of {m.tf_layers} layers "
-                     f"({m.fraction:.0%})" if out else f"  matched {matched} of {m.tf_layers} layers", soft_wrap=True)
+                     f"({m.fraction:.0%})" if out else f"  matched {matched} of {m.tf_layers} layers")
         if run.spec.inference_precision != run.executed_in and run.spec.inference_precision != "default":
             stdout.print(f"  [yellow]asked for {run.spec.inference_precision}, OpenVINO computed in "
-                         f"{run.executed_in} on this CPU[/]", soft_wrap=True)
+                         f"{run.executed_in} on this CPU[/]")

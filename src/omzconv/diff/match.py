@@ -40,6 +40,7 @@ OV_AFFINE = {"Add", "Multiply", "Subtract", "Divide"}
 SHAPE_OPS = {"Shape", "ShapeOf"}  # their outputs are shapes, not data
 COMMUTATIVE = {"add", "mul"}
 SIGNATURE_DEPTH = 4
+RESULT = "omzconv_result"
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Graph:
 
     nodes: dict[str, Node]
     input: str  # the data input (placeholder / parameter)
-    output: str  # the compared output (TF: the output node; IR: its Result)
+    output: str  # the result op taking the compared output (TF: one added by `tf_graph`)
     kinds: dict[str, str]
     joins: dict[str, str]
     affine: set[str]
@@ -209,11 +210,12 @@ def match(tf: Graph, ov: Graph) -> Matching:
     index = {t: k for k, t in enumerate(matched)}
     layers = []
     for t in matched:
-        if tf.kind(t) == "output":  # the model's output itself, and the tensor the IR's result takes
-            tt, (on, op) = (t, 0), ov.nodes[pairs[t]].inputs[0]
+        if tf.kind(t) == "output":  # the tensors both results take: the model's output
+            tt, (on, op) = tf.nodes[t].inputs[0], ov.nodes[pairs[t]].inputs[0]
         else:
             tt, (on, op) = _tail(tf, t), _tail(ov, pairs[t])
-        layers.append(Layer(index[t], t, tf.kind(t) or "?", f"{tt[0]}:{tt[1]}", on, ov.nodes[on].label, op,
+        layers.append(Layer(index[t], tt[0] if tf.kind(t) == "output" else t, tf.kind(t) or "?",
+                            f"{tt[0]}:{tt[1]}", on, ov.nodes[on].label, op,
                             tf.shape(tt) or (), tuple(index[f] for f in ta.get(t, []) if f in index)))
     tf_layers = [n for n in ta if tf.kind(n) not in ("input", "output")]
     for name in tf_layers:
@@ -233,7 +235,9 @@ def tf_graph(graph: Any, input_name: str, output: str) -> Graph:
         shapes = [tuple(t.shape.as_list()[1:]) if t.shape.rank is not None and None not in t.shape.as_list()[1:]
                   else None for t in op.outputs]
         nodes[op.name] = Node(op.name, op.type, inputs, shapes)
-    return Graph(nodes, input_name, output, TF_KINDS, TF_JOINS, TF_AFFINE)
+    result = f"{output}/{RESULT}"  # TensorFlow has no result op; the IR's counterpart is its Result
+    nodes[result] = Node(result, "Result", [(output, 0)], [nodes[output].shapes[0]])
+    return Graph(nodes, input_name, result, TF_KINDS, TF_JOINS, TF_AFFINE)
 
 
 def ov_graph(ov_model: Any) -> Graph:
