@@ -240,8 +240,9 @@ def tf_graph(graph: Any, input_name: str, output: str) -> Graph:
     return Graph(nodes, input_name, result, TF_KINDS, TF_JOINS, TF_AFFINE)
 
 
-def ov_graph(ov_model: Any) -> Graph:
-    """The matcher's view of an `ov.Model` with one input and (the first) result compared."""
+def ov_graph(ov_model: Any, input_name: str | None = None) -> Graph:
+    """The matcher's view of an `ov.Model`: its (first, or `input_name`d) parameter is the data input,
+    its first result the compared output."""
     nodes = {}
     for op in ov_model.get_ordered_ops():
         inputs = [(op.input_value(k).get_node().get_name(), op.input_value(k).get_index())
@@ -251,7 +252,8 @@ def ov_graph(ov_model: Any) -> Graph:
             ps = out.get_partial_shape()
             shapes.append(tuple(d.get_length() for d in ps)[1:] if ps.is_static else None)
         nodes[op.get_name()] = Node(op.get_name(), op.get_type_name(), inputs, shapes, op.get_friendly_name())
-    return Graph(nodes, ov_model.get_parameters()[0].get_name(), ov_model.get_results()[0].get_name(),
+    data = next(p for p in ov_model.get_parameters() if input_name in (None, p.get_friendly_name()))
+    return Graph(nodes, data.get_name(), ov_model.get_results()[0].get_name(),
                  OV_KINDS, OV_JOINS, OV_AFFINE, nchw=True)
 
 
