@@ -58,13 +58,16 @@ class RunDiff:
 
 
 def _accumulate(stats: np.ndarray, k: int, a: np.ndarray, b: np.ndarray) -> None:
-    a = np.asarray(a, np.float64).ravel()
-    b = np.asarray(b, np.float64).ravel()
+    """Add one image's sums for layer `k`: ‖d‖², ‖a‖², ‖b‖², a·b (BLAS dot products in f32, summed in
+    f64 across images), and the running max |d|."""
+    a = np.ascontiguousarray(a, np.float32).ravel()
+    b = np.ascontiguousarray(b, np.float32).ravel()
     if a.size != b.size:
         raise ValueError(f"layer {k}: {a.size} values in TensorFlow, {b.size} in the IR")
     d = b - a
-    stats[k] += (d @ d, a @ a, b @ b, a @ b, 0.0, a.size)
+    stats[k, :4] += (float(np.dot(d, d)), float(np.dot(a, a)), float(np.dot(b, b)), float(np.dot(a, b)))
     stats[k, 4] = max(stats[k, 4], float(np.abs(d).max(initial=0.0)))
+    stats[k, 5] += a.size
 
 
 def _nhwc(x: np.ndarray) -> np.ndarray:
