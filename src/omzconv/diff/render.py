@@ -16,7 +16,8 @@ import numpy as np
 from omzconv.diff.compare import LayerError
 from omzconv.diff.report import DiffReport, first_divergence, output_error, worst
 
-NAME_WIDTH = 28  # characters of a TF layer name in the 80-column table (the tail: the part that differs)
+NAME_WIDTH = 28
+THRESHOLD_INK = "#b91c1c"  # not a run's colour  # characters of a TF layer name in the 80-column table (the tail: the part that differs)
 
 
 def short(name: str, width: int = NAME_WIDTH) -> str:
@@ -35,7 +36,7 @@ TABLE_COLUMNS = ["#", "layer (TensorFlow)", "kind", "rel err", "1−cos", "max|�
 def depth_plot(report: DiffReport) -> str:
     """Relative error against depth (the matched layers in the original's topological order), log
     scale, one line per run; the threshold dashed; each run's first divergence ringed."""
-    from omzconv.verify.plots import ACCENT, COLOURS, MUTED, WARN, _pyplot, _svg
+    from omzconv.verify.plots import ACCENT, COLOURS, MUTED, _pyplot, _svg
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 3.0))
@@ -50,9 +51,8 @@ def depth_plot(report: DiffReport) -> str:
         if first is not None:
             ax.plot([first.layer.index], [max(first.rel_error, lowest)], "o", markersize=8, markerfacecolor="none",
                     markeredgecolor=colour)
-    ax.axhline(report.threshold, color=WARN, linestyle="--", linewidth=1)
-    ax.annotate(f"threshold {report.threshold:g}", (0, report.threshold), xytext=(2, 3), textcoords="offset points",
-                color=WARN, fontsize=8)
+    ax.axhline(report.threshold, color=THRESHOLD_INK, linestyle="--", linewidth=1,
+               label=f"threshold {report.threshold:g}")
     ax.set_yscale("log")
     ax.set_xlabel("layer, in the original's topological order (input → output)")
     ax.set_ylabel("relative error ‖a−b‖/‖a‖ (log)")
