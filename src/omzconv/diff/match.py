@@ -20,7 +20,6 @@ Everything here is plain Python over `Graph` descriptions; `tf_graph` and `ov_gr
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,9 +120,6 @@ class Matching:
     @property
     def fraction(self) -> float:
         return len([x for x in self.layers if x.kind != "output"]) / self.tf_layers if self.tf_layers else 1.0
-
-    def reasons(self) -> Counter:
-        return Counter(self.unmatched.values())
 
 
 def _anchors(g: Graph) -> dict[str, list[str]]:
@@ -257,10 +253,15 @@ def ov_graph(ov_model: Any, input_name: str | None = None) -> Graph:
                  OV_KINDS, OV_JOINS, OV_AFFINE, nchw=True)
 
 
-def describe_unmatched(matching: Matching, limit: int = 5) -> list[str]:
-    """One line per reason: how many TF layers and the first few names."""
+def unmatched_by_reason(matching: Matching) -> list[tuple[str, list[str]]]:
+    """(reason, the TF layers it applies to), the commonest reason first."""
     by_reason: dict[str, list[str]] = {}
     for name, reason in matching.unmatched.items():
         by_reason.setdefault(reason, []).append(name)
+    return sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+
+
+def describe_unmatched(matching: Matching, limit: int = 5) -> list[str]:
+    """One line per reason: how many TF layers and the first few names."""
     return [f"{len(names)} × {reason}: {', '.join(names[:limit])}{' …' if len(names) > limit else ''}"
-            for reason, names in sorted(by_reason.items(), key=lambda kv: -len(kv[1]))]
+            for reason, names in unmatched_by_reason(matching)]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from omzconv.diff.compare import LayerError
+from omzconv.diff.match import unmatched_by_reason
 from omzconv.diff.report import DiffReport, first_divergence, output_error, worst
 
 NAME_WIDTH = 28
@@ -81,13 +82,6 @@ def render_html(report: DiffReport) -> str:
     for run in report.runs:
         runs.append({"run": run, "first": first_divergence(run, report.threshold), "worst": worst(run),
                      "output": output_error(run), "matched": len([x for x in run.matching.layers if x.kind != "output"]),
-                     "unmatched": _unmatched(run)})
+                     "unmatched": unmatched_by_reason(run.matching)})
     return env.get_template("diff.html.j2").render(
         report=report, runs=runs, style=Markup(verify_stylesheet()), plot=Markup(depth_plot(report)))
-
-
-def _unmatched(run) -> list[tuple[str, list[str]]]:
-    by_reason: dict[str, list[str]] = {}
-    for name, reason in run.matching.unmatched.items():
-        by_reason.setdefault(reason, []).append(name)
-    return sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
