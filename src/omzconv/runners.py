@@ -124,6 +124,17 @@ class TFRunner:
         feed = {self._input: to_nhwc_normalized(batch_rgb, pre.mean, pre.scale)}
         return {k: np.asarray(v, np.float32) for k, v in self.session.run(self._fetches, feed).items()}
 
+    @property
+    def input_op(self) -> str:
+        """The name of the placeholder the graph's input was mapped to."""
+        return self._input.op.name
+
+    def fetch(self, batch_rgb: np.ndarray, tensors: Sequence[str]) -> list[np.ndarray]:
+        """Any tensors of the graph (`"node:port"`) for a batch, e.g. every layer (`omzconv diff`)."""
+        pre = self.model.preprocessing
+        feed = {self._input: to_nhwc_normalized(batch_rgb, pre.mean, pre.scale)}
+        return self.session.run([self.graph.get_tensor_by_name(t) for t in tensors], feed)
+
     def infer(self, batch_rgb: np.ndarray, on_done: OnDone | None = None,
               batch_size: int = TF_BATCH) -> dict[str, np.ndarray]:
         """`run` in session runs of `batch_size` images, reporting each to `on_done(n)`.

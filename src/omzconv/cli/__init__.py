@@ -164,6 +164,7 @@ def _register() -> None:
 
     for module in (list_models, info, download, freeze, convert, verify, quantize, benchmark):
         main.add_command(module.command)
+    from omzconv.cli import diff; main.add_command(diff.command)  # noqa: E702
 
 
 _register()
