@@ -42,9 +42,11 @@ def command(app: App, name, synthetic, precisions, inference_precisions, data_di
     max |Δ| per layer, the first layer whose error exceeds --threshold, and the layers that add the
     most error (their error ÷ their inputs' error).
 
-    \b
     Layers are matched by graph structure (the IR keeps TensorFlow's names only on its input and
     outputs); the page says how many matched and why the others did not.
+
+    \b
+    Example:
       omzconv diff inception_v4 -p FP16 --inference-precision default
     """
     from omzconv.convert import parse_precisions
