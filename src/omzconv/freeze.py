@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -24,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from omzconv import __version__
-from omzconv.errors import CheckpointError, GraphError
+from omzconv.errors import CheckpointError, DamagedCheckpointError, GraphError
 from omzconv.fileutil import file_digest, read_json, write_bytes_atomic, write_json_atomic
+from omzconv.integrity import changed, stamp, unchanged
 from omzconv.registry import Model
 from omzconv.preprocess import to_nhwc_normalized
 from omzconv.selfcheck import check_images, record_reference
@@ -36,6 +38,7 @@ TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
 VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp", "ReadVariableOp"}
 AUTHORS = "authors"  # network_source of a frozen graph the model's authors ship
 Builder = Callable[..., tuple[Any, dict[str, Any]]]  # build(images, num_classes=, is_training=)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,9 @@ def checkpoint_digest(path: Path) -> str:
 
 def is_up_to_date(pb_path: Path, source_sha: str, outputs: Sequence[str], weights: str,
                   network_source: str) -> bool:
-    """True when the frozen graph exists, is intact, and came from the same inputs and version
-    (`source_sha`: of the checkpoint, or of the authors' graph)."""
+    """True when the frozen graph exists, is intact (see `omzconv.integrity`; a damaged one is
+    said), and came from the same inputs and version (`source_sha`: of the checkpoint, or of the
+    authors' graph)."""
     meta = read_json(sidecar_path(pb_path))
     if not meta or not pb_path.is_file():
         return False
@@ -123,8 +127,22 @@ def is_up_to_date(pb_path: Path, source_sha: str, outputs: Sequence[str], weight
         and meta.get("omzconv_version") == __version__
         and meta.get("weights") == weights
         and meta.get("network_source") == network_source
-        and meta.get("sha256") == "sha256:" + file_digest(pb_path)
+        and unchanged([pb_path], meta, f"frozen graph {pb_path}", "making it again")
     )
+
+
+def graph_damage(pb_path: Path) -> tuple[str | None, dict | None]:
+    """(why the frozen graph is not what its sidecar records, or None; the sidecar, or None if it
+    has none). An intact graph whose mtime moved (a copy, a touch) gets its stamp renewed, so the
+    next check reads nothing but the sidecar."""
+    meta = read_json(sidecar_path(pb_path))
+    if not meta or not meta.get("sha256"):
+        return None, None
+    reason = changed([pb_path], meta)
+    if reason is None and pb_path.is_file() and meta.get("stamp") != (now := stamp([pb_path])):
+        meta = {**meta, "stamp": now}
+        write_json_atomic(sidecar_path(pb_path), meta)
+    return reason, meta
 
 
 def freeze(
@@ -214,6 +232,7 @@ def _write_sidecar(model: Model, pb_path: Path, outputs: Sequence[str], weights:
         "model": model.name, "network": model.network, "network_source": network_source, "weights": weights,
         **origin,
         "outputs": list(outputs), "input": asdict(model.input), "sha256": sha256, "size": size, "nodes": nodes,
+        "stamp": stamp([pb_path]),
         "omzconv_version": __version__, "tensorflow_version": import_tf().__version__, "seconds": seconds,
     })
 
@@ -302,7 +321,7 @@ def _frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str], ne
     with graph.as_default(), tf.Session(graph=graph, config=session_config()) as sess:
         variables = tf.global_variables()
         check_checkpoint(prefix, {v.op.name: v.shape.as_list() for v in variables}, model.name)
-        tf.train.Saver(var_list={v.op.name: v for v in variables}).restore(sess, str(prefix))
+        restore(tf.train.Saver(var_list={v.op.name: v for v in variables}), sess, prefix)
         timings["restore"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         on_stage("recording the self-check reference")
@@ -336,6 +355,30 @@ def check_outputs(graph: Any, outputs: Sequence[str]) -> None:
             raise GraphError(f"output node {output!r} is not in the graph{hint}")
 
 
+def restore(saver: Any, sess: Any, prefix: Path) -> None:
+    """`saver.restore`, with TensorFlow's errors (DataLossError, InvalidArgumentError,
+    NotFoundError, …: pages of traceback blaming "a mismatch between the current graph and the
+    checkpoint") as one DamagedCheckpointError. `check_checkpoint` has already matched every name
+    and shape, so what fails here is the checkpoint's data."""
+    from omzconv.tfcompat import import_tf
+
+    try:
+        saver.restore(sess, str(prefix))
+    except import_tf().errors.OpError as exc:
+        raise DamagedCheckpointError(f"checkpoint {prefix} is damaged: its variables are listed but their "
+                                     f"values cannot be read ({_tf_reason(exc)})") from exc
+
+
+def _tf_reason(exc: Exception) -> str:
+    """TensorFlow's own reason (e.g. "Error copying slice data"), without the advice a Saver wraps
+    around it, the graph-execution header, the stack of where the op was defined and the node name."""
+    text = str(getattr(exc, "message", "") or exc).split("Original error:", 1)[-1]
+    noise = ("Graph execution error", "Detected at node", "Node:", "[[")
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line[:1].isspace() and not line.strip().startswith(noise)]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def check_checkpoint(prefix: Path, expected: dict[str, list[int]], model_name: str) -> None:
     """Raise CheckpointError naming every network variable missing from, or mis-shaped in, the
     checkpoint. Extra variables in the checkpoint (e.g. global_step) are fine."""
@@ -344,9 +387,9 @@ def check_checkpoint(prefix: Path, expected: dict[str, list[int]], model_name: s
     tf = import_tf()
     try:
         reader = tf.train.NewCheckpointReader(str(prefix))
-    except Exception as exc:  # TF raises DataLossError/NotFoundError/...; all mean "not a checkpoint"
+    except Exception as exc:  # DataLossError/NotFoundError/...: its table footer was fine, its body is not
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {prefix}: {first_line}") from exc
+        raise DamagedCheckpointError(f"cannot read checkpoint {prefix}: {first_line}") from exc
     stored = reader.get_variable_to_shape_map()
     problems = []
     for name, shape in expected.items():
