@@ -210,3 +210,25 @@ def test_damaged_checkpoint_error_type(artefacts, tmp_path):
     with pytest.raises(DamagedCheckpointError, match=r"is damaged: .*\(Error copying slice data\)$"):
         freeze(artefacts.model(NAME), bad, tmp_path / "x.pb")
     assert not (tmp_path / "x.pb").exists()
+
+
+def test_damaged_extracted_checkpoint_names_the_folder_to_delete(own, tmp_path):
+    """The workspace's own checkpoint (a registry saying `source: checkpoint` for this model):
+    the error names the extracted folder; deleting it, as told, recovers."""
+    import dataclasses
+
+    from omzconv.pipeline import ensure_frozen
+
+    model, ws = own
+    model = dataclasses.replace(model, source="checkpoint")
+    ckpt = ws.checkpoint_path(model)
+    intact = ckpt.read_bytes()
+    ckpt.write_bytes(intact[:len(intact) // 2] + bytes(64) + intact[len(intact) // 2 + 64:])
+    with pytest.raises(DamagedCheckpointError) as info:
+        ensure_frozen(model, ws)
+    assert str(info.value).endswith(
+        f"(Error copying slice data); delete {ws.checkpoint_dir(model)} and run again to extract it anew "
+        "from its archive")
+    shutil.rmtree(ws.checkpoint_dir(model))
+    result = ensure_frozen(model, ws)
+    assert ckpt.read_bytes() == intact and not result.skipped and result.path.is_file()

@@ -88,13 +88,9 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
                           weights=weights, network=network, network_source=network_source, force=force,
                           on_stage=on_stage)
     except DamagedCheckpointError as exc:
-        if given:
-            raise DamagedCheckpointError(f"{exc}; replace it with an intact copy") from exc
-        if workspace.synthetic:
-            raise DamagedCheckpointError(f"{exc}; delete {workspace.download_dir(model)} and run again to "
-                                         "generate the synthetic weights anew") from exc
-        raise DamagedCheckpointError(f"{exc}; delete {workspace.checkpoint_dir(model)} and run again to extract "
-                                     "it anew from the verified archive") from exc
+        remedy = ("replace it with an intact copy" if given else
+                  f"delete {workspace.checkpoint_dir(model)} and run again to extract it anew from its archive")
+        raise DamagedCheckpointError(f"{exc}; {remedy}") from exc
 
 
 def ensure_graph(model: Model, workspace: Workspace, *, progress: Progress | None = None,
