@@ -159,6 +159,22 @@ def test_truncated_ir_bin_is_made_again_and_said(own, registry, caplog):
     assert not result.skipped and result.check.passed and bin_.read_bytes() == original
 
 
+def test_quantize_remakes_a_damaged_fp32_ir_first(own, registry, shared_dir, caplog):
+    from omzconv.quantize import ensure_quantized, load_calibration_source
+
+    model, ws = own
+    fp32_bin = ws.ir_path(model, "FP32").with_suffix(".bin")
+    original = fp32_bin.read_bytes()
+    fp32_bin.write_bytes(original[:-4])
+    source = load_calibration_source(registry, "imagenet-val", shared_dir / "imagenet-sample")
+    with caplog.at_level(logging.WARNING, logger="omzconv"):
+        result = ensure_quantized(model, ws, registry, source, calibration_size=8, check_images=0)
+    assert any(m.startswith(f"IR {ws.ir_path(model, 'FP32')} changed since it was made ({fp32_bin.name} is "
+                            f"{len(original) - 4} bytes") for m in caplog.messages), caplog.messages
+    assert fp32_bin.read_bytes() == original and result.path.is_file()
+    assert result.source_sha256 == "sha256:" + file_digest([ws.ir_path(model, "FP32"), fp32_bin])
+
+
 def test_graph_from_a_given_checkpoint_is_refused_with_the_remedy(artefacts, tmp_path):
     """A graph frozen from the user's --checkpoint cannot be remade by omzconv alone: one line
     saying why and the command that remakes it; that command works."""
