@@ -13,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from omzconv.cli import main
+from omzconv.checkpoint import TABLE_MAGIC, checkpoint_files
 from omzconv.errors import CheckpointError, GraphError
 from omzconv.fileutil import file_digest
-from omzconv.freeze import TABLE_MAGIC, build_inference_graph, checkpoint_files, freeze
+from omzconv.freeze import build_inference_graph, freeze
 from omzconv.procedural import natural_images
 from omzconv.runners import TFRunner
 

@@ -246,7 +246,7 @@ def benchmark_model(model: Model, workspace: Workspace, registry: Registry, *,
                     progress: Any = None, on_stage: Stage = _quiet) -> ModelBenchmark:
     """Every requested precision's IR (FP32/FP16 converted if missing; INT8 only if present), with the
     input interface `input_type`/`layout` select (default: models.yaml's), and the frozen graph."""
-    from omzconv.pipeline import ensure_converted, ensure_frozen, frozen_outputs
+    from omzconv.pipeline import ensure_converted, ensure_graph, frozen_outputs
     from omzconv.workspace import ir_variant
 
     variant = ir_variant(model, input_type, layout)
@@ -269,9 +269,7 @@ def benchmark_model(model: Model, workspace: Workspace, registry: Registry, *,
                                                     seed=seed, inference_precision=inference_precision,
                                                     on_stage=on_stage))
     if "tensorflow" in runtimes:
-        pb_path = workspace.frozen_path(model)
-        if not pb_path.is_file():
-            ensure_frozen(model, workspace, progress=progress, on_stage=on_stage)
+        pb_path, _ = ensure_graph(model, workspace, progress=progress, on_stage=on_stage)
         measurements.append(benchmark_frozen_graph(
             model, pb_path, frozen_outputs(model, workspace), seconds=seconds, iterations=iterations, seed=seed,
             batch=tf_batch, on_stage=on_stage))

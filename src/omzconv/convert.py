@@ -22,6 +22,7 @@ from omzconv.datasets import IMAGENET_SYNSETS
 from omzconv.errors import ConversionError, UsageError
 from omzconv.fileutil import atomic_dir, file_digest, write_json_atomic
 from omzconv.freeze import check_frozen_graph
+from omzconv.integrity import stamp
 from omzconv.ovcompat import stable_names
 from omzconv.registry import Model, PrecisionTolerance
 from omzconv.runners import IRInput, OVRunner, probabilities
@@ -85,12 +86,16 @@ def convert(
     check: bool = True,
     force: bool = False,
     on_stage: Callable[[str], None] = lambda stage: None,
+    pb_sha256: str | None = None,
 ) -> ConvertResult:
-    """Convert `pb_path` to the IR at `xml_path` in `precision`; skip if up to date."""
+    """Convert `pb_path` to the IR at `xml_path` in `precision`; skip if up to date (an IR whose
+    files changed since it was made is made again, saying so). `pb_sha256`: the graph's hash when
+    the caller has just checked it (`pipeline.ensure_graph`), else it is hashed here."""
     precision = parse_precisions([precision])[0]
     ir_input = ir_input_for(model, input_type, layout)
-    on_stage("hashing frozen graph")
-    pb_sha256 = "sha256:" + file_digest(pb_path)
+    if pb_sha256 is None:
+        on_stage("hashing frozen graph")
+        pb_sha256 = "sha256:" + file_digest(pb_path)
     recipe = {
         "source_sha256": pb_sha256,
         "precision": precision,
@@ -131,6 +136,7 @@ def convert(
         write_json_atomic(tmp / SIDECAR, {
             "recipe": recipe,
             "sha256": "sha256:" + file_digest(ir_files(tmp_xml)),
+            "stamp": stamp(ir_files(tmp_xml)),
             "check": asdict(result) if result else None,
             "seconds": {**timings, "total": round(seconds, 3)},
         })

@@ -44,6 +44,11 @@ class CheckpointError(OmzconvError):
     """A checkpoint is missing, unreadable, or does not match the network."""
 
 
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint whose names and shapes read fine but whose data does not (a corrupt body behind
+    an intact index): it fits the network, it is the file that is damaged."""
+
+
 class GraphError(OmzconvError):
     """A frozen graph is unreadable or lacks a requested node."""
 

@@ -3,7 +3,8 @@
 `freeze()` builds the model's network in inference mode, restores exactly the network's
 variables from a V1 single-file or V2 (.index/.data) checkpoint, turns them into constants and
 writes `<name>.frozen.pb` with deterministic bytes, atomically, plus a `<name>.frozen.json`
-sidecar recording what it was frozen from. An up-to-date graph is not frozen again.
+sidecar recording what it was frozen from. An up-to-date, intact graph is not frozen again.
+Reading the checkpoint (its files, its variables, the restore) is `omzconv.checkpoint`'s.
 
 `adopt()` is the same stage for a model whose authors ship the frozen graph (`source:
 frozen_graph` in models.yaml): it checks their graph (no variables left, the declared input and
@@ -24,15 +25,14 @@ from typing import Any
 import numpy as np
 
 from omzconv import __version__
-from omzconv.errors import CheckpointError, GraphError
+from omzconv.checkpoint import check_checkpoint, checkpoint_digest, checkpoint_files, restore
+from omzconv.errors import GraphError
 from omzconv.fileutil import file_digest, read_json, write_bytes_atomic, write_json_atomic
+from omzconv.integrity import changed, stamp, unchanged
 from omzconv.registry import Model
 from omzconv.preprocess import to_nhwc_normalized
 from omzconv.selfcheck import check_images, record_reference
 
-MAX_NAMED = 20  # variables named in a mismatch error before "… and N more"
-# Footer of the sorted-string table a V1 checkpoint and a V2 .index file both are (LevelDB's magic).
-TABLE_MAGIC = bytes.fromhex("57fb808b247547db")
 VARIABLE_OPS = {"Variable", "VariableV2", "VarHandleOp", "ReadVariableOp"}
 AUTHORS = "authors"  # network_source of a frozen graph the model's authors ship
 Builder = Callable[..., tuple[Any, dict[str, Any]]]  # build(images, num_classes=, is_training=)
@@ -54,66 +54,11 @@ def sidecar_path(pb_path: Path) -> Path:
     return pb_path.with_suffix(".json")
 
 
-def checkpoint_files(path: Path) -> tuple[Path, list[Path]]:
-    """The prefix to restore from and the files that make up the checkpoint.
-
-    Accepts a V1 single file (`model.ckpt`) or a V2 checkpoint by prefix (`model.ckpt`, with
-    `model.ckpt.index` and `model.ckpt.data-*` beside it) or by its `.index` file.
-    """
-    path = Path(path)
-    if path.suffix == ".index":
-        path = path.with_suffix("")
-    if ".data-" in path.name:
-        prefix = path.name.split(".data-")[0]
-        raise CheckpointError(f"{path} is the data part of a V2 checkpoint; pass its prefix "
-                              f"{path.with_name(prefix)} (or {prefix}.index)")
-    index = path.with_name(path.name + ".index")
-    if index.is_file():
-        data = sorted(path.parent.glob(path.name + ".data-*"))
-        if not data:
-            raise CheckpointError(f"{index} has no {path.name}.data-* file beside it")
-        _check_table(index)
-        return path, [index, *data]
-    if path.is_file():
-        _check_table(path)
-        return path, [path]
-    raise CheckpointError(f"no checkpoint at {path} (expected a V1 file, or a V2 prefix with .index/.data)")
-
-
-def _check_table(path: Path) -> None:
-    """Raise CheckpointError saying what `path` is when it is not a checkpoint table (read its first
-    and last bytes only: a wrong file fails at once, not after TensorFlow has loaded)."""
-    with open(path, "rb") as f:
-        head = f.read(512)
-        f.seek(max(0, f.seek(0, 2) - len(TABLE_MAGIC)))
-        if f.read() == TABLE_MAGIC:
-            return
-    kinds = [
-        (head[:2] == b"\x1f\x8b", "a gzip archive (.tar.gz?): extract it and pass the .ckpt inside"),
-        (head[257:262] == b"ustar", "a tar archive: extract it and pass the .ckpt inside"),
-        (head[:4] == b"PK\x03\x04", "a zip archive: extract it and pass the .ckpt inside"),
-        (head.lstrip().startswith(b"<?xml") or b"<net " in head,
-         "an OpenVINO IR: it is already converted; `omzconv verify` and `omzconv benchmark` take IRs"),
-        (path.suffix in (".pb", ".pbtxt"),
-         "a TensorFlow graph, not a checkpoint: pass the checkpoint it was made from (model.ckpt, or the "
-         "prefix of model.ckpt.index/.data-*)"),
-        (path.suffix == ".meta", "a MetaGraph (.meta), not the weights: pass the checkpoint beside it, "
-         f"{path.with_suffix('')}"),
-    ]
-    what = next((text for matches, text in kinds if matches),
-                "not a TensorFlow checkpoint (a V1 .ckpt file or a V2 .index/.data-* prefix)")
-    raise CheckpointError(f"{path} is {what}")
-
-
-def checkpoint_digest(path: Path) -> str:
-    _, files = checkpoint_files(path)
-    return "sha256:" + file_digest(files)
-
-
 def is_up_to_date(pb_path: Path, source_sha: str, outputs: Sequence[str], weights: str,
                   network_source: str) -> bool:
-    """True when the frozen graph exists, is intact, and came from the same inputs and version
-    (`source_sha`: of the checkpoint, or of the authors' graph)."""
+    """True when the frozen graph exists, is intact (see `omzconv.integrity`; a damaged one is
+    said), and came from the same inputs and version (`source_sha`: of the checkpoint, or of the
+    authors' graph)."""
     meta = read_json(sidecar_path(pb_path))
     if not meta or not pb_path.is_file():
         return False
@@ -123,8 +68,22 @@ def is_up_to_date(pb_path: Path, source_sha: str, outputs: Sequence[str], weight
         and meta.get("omzconv_version") == __version__
         and meta.get("weights") == weights
         and meta.get("network_source") == network_source
-        and meta.get("sha256") == "sha256:" + file_digest(pb_path)
+        and unchanged([pb_path], meta, f"frozen graph {pb_path}", "making it again")
     )
+
+
+def graph_damage(pb_path: Path) -> tuple[str | None, dict | None]:
+    """(why the frozen graph is not what its sidecar records, or None; the sidecar, or None if it
+    has none). An intact graph whose mtime moved (a copy, a touch) gets its stamp renewed, so the
+    next check reads nothing but the sidecar."""
+    meta = read_json(sidecar_path(pb_path))
+    if not meta or not meta.get("sha256"):
+        return None, None
+    reason = changed([pb_path], meta)
+    if reason is None and pb_path.is_file() and meta.get("stamp") != (now := stamp([pb_path])):
+        meta = {**meta, "stamp": now}
+        write_json_atomic(sidecar_path(pb_path), meta)
+    return reason, meta
 
 
 def freeze(
@@ -214,6 +173,7 @@ def _write_sidecar(model: Model, pb_path: Path, outputs: Sequence[str], weights:
         "model": model.name, "network": model.network, "network_source": network_source, "weights": weights,
         **origin,
         "outputs": list(outputs), "input": asdict(model.input), "sha256": sha256, "size": size, "nodes": nodes,
+        "stamp": stamp([pb_path]),
         "omzconv_version": __version__, "tensorflow_version": import_tf().__version__, "seconds": seconds,
     })
 
@@ -302,7 +262,7 @@ def _frozen_graph_def(model: Model, checkpoint: Path, outputs: Sequence[str], ne
     with graph.as_default(), tf.Session(graph=graph, config=session_config()) as sess:
         variables = tf.global_variables()
         check_checkpoint(prefix, {v.op.name: v.shape.as_list() for v in variables}, model.name)
-        tf.train.Saver(var_list={v.op.name: v for v in variables}).restore(sess, str(prefix))
+        restore(tf.train.Saver(var_list={v.op.name: v for v in variables}), sess, prefix)
         timings["restore"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         on_stage("recording the self-check reference")
@@ -334,29 +294,3 @@ def check_outputs(graph: Any, outputs: Sequence[str]) -> None:
             close = difflib.get_close_matches(output, names, n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise GraphError(f"output node {output!r} is not in the graph{hint}")
-
-
-def check_checkpoint(prefix: Path, expected: dict[str, list[int]], model_name: str) -> None:
-    """Raise CheckpointError naming every network variable missing from, or mis-shaped in, the
-    checkpoint. Extra variables in the checkpoint (e.g. global_step) are fine."""
-    from omzconv.tfcompat import import_tf
-
-    tf = import_tf()
-    try:
-        reader = tf.train.NewCheckpointReader(str(prefix))
-    except Exception as exc:  # TF raises DataLossError/NotFoundError/...; all mean "not a checkpoint"
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {prefix}: {first_line}") from exc
-    stored = reader.get_variable_to_shape_map()
-    problems = []
-    for name, shape in expected.items():
-        if name not in stored:
-            problems.append(f"{name} missing")
-        elif list(stored[name]) != shape:
-            problems.append(f"{name} has shape {list(stored[name])}, the network needs {shape}")
-    if problems:
-        shown = "; ".join(problems[:MAX_NAMED])
-        more = f"; … and {len(problems) - MAX_NAMED} more" if len(problems) > MAX_NAMED else ""
-        raise CheckpointError(
-            f"checkpoint {prefix} does not fit {model_name}: {len(problems)} of {len(expected)} "
-            f"variables wrong: {shown}{more}")

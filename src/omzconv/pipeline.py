@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from omzconv.download import extract_archive, fetch
-from omzconv.errors import CheckpointError, GraphError
+from omzconv.errors import CheckpointError, DamagedCheckpointError, GraphError
 from omzconv.fileutil import artefact_lock, read_json
-from omzconv.freeze import FreezeResult, adopt, freeze, sidecar_path
+from omzconv.freeze import AUTHORS, FreezeResult, adopt, freeze, graph_damage, sidecar_path
 from omzconv.registry import Model, Registry
 from omzconv.workspace import Workspace, ir_variant
 
@@ -71,6 +71,7 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
     archive holds). With `slim_dir`, the network comes from that upstream research/slim checkout.
     """
     weights = weights_kind(workspace, checkpoint)
+    given = checkpoint is not None
     if model.source == "frozen_graph" and checkpoint is None:
         graph = obtain_checkpoint(model, workspace, progress, on_stage)
         if slim_dir is None:
@@ -87,10 +88,65 @@ def ensure_frozen(model: Model, workspace: Workspace, *, outputs: Sequence[str] 
         from omzconv.slim_route import slim_network
 
         network, network_source = slim_network(slim_dir, model), f"slim:{Path(slim_dir).resolve()}"
-    with artefact_lock(workspace.frozen_path(model)):
-        return freeze(model, source, workspace.frozen_path(model), outputs,
-                      weights=weights, network=network, network_source=network_source, force=force,
-                      on_stage=within(on_stage, "freeze"))
+    try:
+        with artefact_lock(workspace.frozen_path(model)):
+            return freeze(model, source, workspace.frozen_path(model), outputs,
+                          weights=weights, network=network, network_source=network_source, force=force,
+                          on_stage=within(on_stage, "freeze"))
+    except DamagedCheckpointError as exc:
+        remedy = ("replace it with an intact copy" if given else
+                  f"delete {workspace.checkpoint_dir(model)} and run again to extract it anew from its archive")
+        raise DamagedCheckpointError(f"{exc}; {remedy}") from exc
+
+
+def ensure_graph(model: Model, workspace: Workspace, *, progress: Progress | None = None,
+                 on_stage: Stage = _quiet) -> tuple[Path, str | None]:
+    """The model's frozen graph, fit to use, and its sha256 (None for a graph without a sidecar,
+    put there by hand: nothing to check it against). Every command that uses a frozen graph gets
+    it here. A missing graph is made (`ensure_frozen`); one that changed since it was made (see
+    `omzconv.integrity`) is made again, with a warning, when it came from this workspace's own
+    checkpoint or archive; otherwise GraphError says why it cannot be and what to run."""
+    pb = workspace.frozen_path(model)
+    if not pb.is_file():
+        ensure_frozen(model, workspace, progress=progress, on_stage=on_stage)
+        return pb, _graph_sha(pb)
+    with artefact_lock(pb):
+        reason, meta = graph_damage(pb)
+    if meta is None:
+        return pb, None
+    if reason is None:
+        return pb, meta["sha256"]
+    made_here = (meta.get("weights") == weights_kind(workspace, None)
+                 and meta.get("network_source") == (AUTHORS if model.source == "frozen_graph" else "omzconv"))
+    if not made_here:
+        raise GraphError(f"frozen graph {pb} changed since it was made ({reason}) and omzconv cannot make it "
+                         f"again by itself: it was {_made_from(meta)}; run `{_refreeze_command(model, meta)}`")
+    verb = "adopting the authors' graph again" if meta.get("network_source") == AUTHORS else "re-freezing"
+    log.warning("frozen graph %s changed since it was made (%s): %s", pb, reason, verb)
+    ensure_frozen(model, workspace, outputs=meta.get("outputs"), force=True, progress=progress, on_stage=on_stage)
+    return pb, _graph_sha(pb)
+
+
+def _graph_sha(pb: Path) -> str | None:
+    return (read_json(sidecar_path(pb)) or {}).get("sha256")
+
+
+def _made_from(meta: dict) -> str:
+    network = str(meta.get("network_source", ""))
+    parts = [f"frozen from the checkpoint {meta.get('checkpoint')} you gave"] if meta.get("weights") == "custom" \
+        else [f"made from {meta.get('checkpoint') or meta.get('frozen_graph')}"]
+    if network.startswith("slim:"):
+        parts.append(f"with the research/slim network in {network.removeprefix('slim:')}")
+    return " ".join(parts)
+
+
+def _refreeze_command(model: Model, meta: dict) -> str:
+    options = [f"--checkpoint {meta['checkpoint']}"] if meta.get("weights") == "custom" else []
+    if str(meta.get("network_source", "")).startswith("slim:"):
+        options.append(f"--slim-dir {meta['network_source'].removeprefix('slim:')}")
+    if meta.get("weights") == "synthetic":
+        options.append("--synthetic-weights")
+    return " ".join(["omzconv freeze", model.name, *options, "--force"])
 
 
 def frozen_outputs(model: Model, workspace: Workspace) -> tuple[str, ...]:
@@ -112,13 +168,11 @@ def ensure_converted(model: Model, workspace: Workspace, registry: Registry, pre
     """Convert to `precision` (freezing first if there is no frozen graph); skip if up to date."""
     from omzconv.convert import convert
 
-    pb_path = workspace.frozen_path(model)
-    if not pb_path.is_file():
-        ensure_frozen(model, workspace, progress=progress, on_stage=on_stage)
+    pb_path, pb_sha256 = ensure_graph(model, workspace, progress=progress, on_stage=on_stage)
     xml_path = workspace.ir_path(model, precision, ir_variant(model, input_type, layout))
     with artefact_lock(xml_path.parent):
         return convert(model, pb_path, xml_path, precision,
                        outputs=frozen_outputs(model, workspace),
                        tolerance=registry.tolerances.precisions[precision],
                        weights=frozen_weights(model, workspace), input_type=input_type, layout=layout,
-                       check=check, force=force, on_stage=within(on_stage, f"convert {precision}"))
+                       check=check, force=force, on_stage=within(on_stage, f"convert {precision}"), pb_sha256=pb_sha256)

@@ -464,12 +464,14 @@ def ensure_quantized(model: Model, workspace: Any, registry: Registry, source: C
                      input_type: str | None = None, layout: str | None = None, progress: Any = None,
                      on_stage: Stage = _quiet, **options: Any) -> QuantizeResult:
     """INT8 IR of `model` in `workspace`, from its FP32 IR with the same input interface (converted
-    first if missing)."""
+    first if missing, or again, saying so, if its files changed since it was made)."""
+    from omzconv.integrity import changed
     from omzconv.workspace import ir_variant
 
     variant = ir_variant(model, input_type, layout)
     fp32_xml = workspace.ir_path(model, "FP32", variant)
-    if not fp32_xml.is_file():
+    fp32_meta = read_json(fp32_xml.parent / SIDECAR)
+    if not fp32_xml.is_file() or (fp32_meta and changed(ir_files(fp32_xml), fp32_meta)):
         from omzconv.pipeline import ensure_converted
 
         ensure_converted(model, workspace, registry, "FP32", input_type=input_type, layout=layout,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omzconv.errors import PathError
-from omzconv.fileutil import file_digest, read_json
+from omzconv.fileutil import read_json
 from omzconv.registry import PRECISIONS, Model
 
 CACHE_ENV = "OMZCONV_CACHE_DIR"
@@ -127,8 +127,11 @@ def ir_size(xml_path: Path) -> int:
 def current_sidecar(xml_path: Path, recipe: dict) -> dict | None:
     """The IR's sidecar when the IR exists, is intact and was made from `recipe`; else None.
 
-    convert and quantize both decide "up to date" with it."""
+    convert and quantize both decide "up to date" with it; an IR made from `recipe` whose files
+    changed since (`omzconv.integrity`: stamp, else sha256) is said on stderr."""
+    from omzconv.integrity import unchanged
+
     meta = read_json(xml_path.parent / SIDECAR)
-    if not meta or meta.get("recipe") != recipe or not all(p.is_file() for p in ir_files(xml_path)):
+    if not meta or meta.get("recipe") != recipe:
         return None
-    return meta if meta.get("sha256") == "sha256:" + file_digest(ir_files(xml_path)) else None
+    return meta if unchanged(ir_files(xml_path), meta, f"IR {xml_path}", "making it again") else None

@@ -51,13 +51,14 @@ def ensure_artefacts(model: Model, workspace: Workspace, registry: Registry, pre
                      progress: Callable[[int, int | None], None] | None = None,
                      on_stage: Callable[..., None] = lambda *stage: None) -> ModelArtefacts:
     """The frozen graph and an IR per precision, running whatever stage is missing; each artefact
-    with the hash its stage verified (the IR's sidecar is re-checked against its files, and the
-    recipe's source hash is the frozen graph's, re-hashed, by `convert`). INT8 comes last, after
+    with the hash its stage verified (the graph against its sidecar by `pipeline.ensure_graph`, which
+    makes a damaged one again or refuses it; each IR's files against its sidecar). INT8 comes last, after
     FP32 it is made from (see `int8_artefact`); `calibration` gives the images to make it with.
     `input_type`/`layout` select the IR variant (default: the interface models.yaml declares)."""
-    from omzconv.pipeline import ensure_converted, frozen_outputs, frozen_weights
+    from omzconv.pipeline import ensure_converted, ensure_graph, frozen_outputs, frozen_weights
 
-    converted, source_sha = [], None
+    pb_path, source_sha = ensure_graph(model, workspace, progress=progress, on_stage=on_stage)
+    converted = []
     for precision in sorted(precisions, key=lambda p: p == INT8):
         if precision == INT8:
             converted.append(int8_artefact(model, workspace, registry, calibration, calibration_size,
@@ -68,14 +69,9 @@ def ensure_artefacts(model: Model, workspace: Workspace, registry: Registry, pre
                                   progress=progress, on_stage=on_stage)
         meta = _sidecar(result.path, f"omzconv convert {model.name} -p {precision} --force")
         converted.append(Artefact(precision, "openvino", result.path, meta["sha256"]))
-        source_sha = meta["recipe"]["source_sha256"]
-    pb_path = workspace.frozen_path(model)
-    if source_sha is None:  # no FP32/FP16 asked for: trust the graph's own sidecar
-        from omzconv.freeze import sidecar_path
-
-        source_sha = (read_json(sidecar_path(pb_path)) or {}).get("sha256") or ""
+        source_sha = source_sha or meta["recipe"]["source_sha256"]  # a graph without a sidecar: convert hashed it
     return ModelArtefacts(output=frozen_outputs(model, workspace)[0], weights=frozen_weights(model, workspace),
-                          original=Artefact(ORIGINAL, "tensorflow", pb_path, source_sha),
+                          original=Artefact(ORIGINAL, "tensorflow", pb_path, source_sha or ""),
                           converted=tuple(converted))
 
 
