@@ -37,7 +37,7 @@ def render_markdown(report: VerifyReport) -> str:
         lines += ["> **INTERRUPTED: partial result for the images done.**", ""]
     lines += [f"**Result: {report.verdict}** · {report.tool} · {report.created}", "",
               f"- dataset: {md_text(d.description)} — {md_text(d.found)}",
-              f"- images: {md_text(selection_text(d))}",
+              f"- selected: {md_text(selection_text(d))}",
               f"- skipped (listed but missing, or label out of range): {d.skipped.count:,}"]
     lines += [f"  - {md_code(p.path)}: {md_text(p.reason)}" for p in d.skipped.first]
     for m in report.models:
@@ -65,7 +65,8 @@ def render_markdown(report: VerifyReport) -> str:
         if m.references:
             lines += ["", "References:"] + [f"- {md_text(reference_text(r))}" for r in m.references]
         lines += ["", f"Checks ({decided_text(m)}):"]
-        lines += [f"- {'**FAILED** ' if c.failed else ''}{md_text(check_text(c))}" for c in m.checks if c.applies]
+        lines += [f"- **{md_text(check_text(c))}**" if c.failed else f"- {md_text(check_text(c))}"
+                  for c in m.checks if c.applies]
         lines += [f"- *{md_text(check_text(c))}*" for c in m.checks if not c.applies]
         lines += [] if m.checks else ["- none"]
         if m.execution is not None:
