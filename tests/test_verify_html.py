@@ -59,6 +59,8 @@ def test_html_report_contents(tmp_path, small_model, registry):
     # every disagreement of FP16 with the original, each with a decodable thumbnail and both top-3
     data = m.per_image
     fp16_diff = int((data.top["FP16"][:, 0] != data.top["original"][:, 0]).sum())
+    top1 = next(c for c in m.checks if c.subject == "FP16 vs original" and c.metric.startswith("top-1"))
+    assert f"{top1.value:.0f} of them decisive (margin &gt; 0.05; {top1.near_ties} near-ties excluded)" in html
     cards = _cards(html, "FP16")
     assert 0 < fp16_diff == len(cards) < MAX_DISAGREEMENTS
     for card in cards:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from omzconv.verify.checks import TOP1_METRIC
 from omzconv.verify.report import ORIGINAL, SPEED_NOTE, ModelReport, PerImage, VerifyReport
 from omzconv.verify.texts import (accuracy_text, check_text, compared_text, decided_text, execution_text, percent,
                                   plural, reference_text, sci, selection_text, speed_text)
@@ -102,7 +103,7 @@ def _model_context(m: ModelReport, k: int, thumbnails: bool) -> dict[str, Any]:
         "accuracy_svg": scope_ids(accuracy_plot(intervals, (f"{applied.source} top-1", applied.top1 / 100)
                                                 if applied else None), f"m{k}a-") if intervals else None,
         "vs_original": [c for c in m.comparisons if c.reference == ORIGINAL],
-        "histogram_svg": None, "zero_deltas": [], "groups": [], "per_class": None,
+        "histogram_svg": None, "zero_deltas": [], "groups": [], "per_class": None, "top1": {},
     }
     data = m.per_image
     if data is None or not m.comparisons:
@@ -117,6 +118,8 @@ def _model_context(m: ModelReport, k: int, thumbnails: bool) -> dict[str, Any]:
             zeros.append((f"{c.precision} vs {c.reference}", int((d == 0).sum()), int(mask.sum())))
     context["histogram_svg"] = scope_ids(delta_histogram(series), f"m{k}h-") if series else None
     context["zero_deltas"] = [z for z in zeros if z[1]]
+    top1 = {c.subject.split(" vs ")[0]: c for c in m.checks if c.metric == TOP1_METRIC and c.applies}
+    context["top1"] = top1
     context["groups"] = [_disagreements(data, c.precision, names, thumbnails)
                          for c in m.comparisons if c.reference == ORIGINAL]
     context["per_class"] = _per_class(data, [c.precision for c in m.comparisons if c.reference == ORIGINAL], names)
