@@ -177,7 +177,7 @@ def test_models_yaml_tolerances_separate_correct_from_broken(registry):
     the largest |Δp|. INT8 on synthetic weights moves probabilities as much as a wrong mean does,
     so only a gross error (RGB/BGR swapped) is caught there."""
     t = registry.tolerances.precisions
-    correct = {"FP32": (0.0, 1.8e-5), "FP16": (0.03, 0.032), "INT8": (0.725, 0.612)}
+    correct = {"FP32": (0.0, 2.3e-5), "FP16": (0.014, 0.022), "INT8": (0.725, 0.612)}
     broken = {"FP32": (0.208, 0.300), "FP16": (0.25, 0.286), "INT8": (0.993, 0.988)}  # scale off 3 %, RGB/BGR
     for precision, (flip, dmax) in correct.items():
         assert t[precision].tie_margin >= flip and t[precision].max_prob_delta > dmax
