@@ -61,19 +61,23 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     models already converted in the output directory (all models if none is).
 
     \b
-    Reports top-1/top-5 with 95 % Wilson intervals, top-1 and top-5 agreement and |Δ| of softmax
-    probabilities of each IR against the original, and images/s. Passes when every IR, against the
-    original, keeps the top-1 class on every image where the original's two best classes are more
-    than a tie margin apart, and moves no probability by more than a bound (models.yaml
-    `tolerances`, per precision: FP32 0.001 / 0.001, FP16 0.05 / 0.1, INT8 0.75 / 0.9);
-    where accuracy means something (real weights, enough images) also |Δ top-1| ≤ 0.1 / 0.3 /
-    1.0 pp, and the published accuracy within 0.5 pp (all 50,000 images, official weights).
-    Checks that do not apply are shown as such, with the reason. Exit code 0 when every check
+    Reports top-1/top-5 with 95 % Wilson intervals, top-1 and top-5
+    agreement and |Δ| of softmax probabilities of each IR against the
+    original, and images/s. Passes when every IR keeps the original's top-1
+    class on every image where the original's two best classes are more than
+    a tie margin apart, and moves no probability by more than a bound
+    (models.yaml `tolerances`: FP32 0.001 / 0.001, FP16 0.05 / 0.1,
+    INT8 0.75 / 0.9); where accuracy means something (real weights, enough
+    images) also |Δ top-1| ≤ 0.1 / 0.3 / 1.0 pp, and the published accuracy
+    within 0.5 pp (all 50,000 images, official weights). Checks that do not
+    apply are shown as such, with the reason. Exit code 0 when every check
     that applies passes, 1 otherwise.
-    Predictions are cached per artefact and image: an interrupted run resumes, a repeated one is free.
-    Missing earlier stages (download, freeze, convert) run first.
-    With --executor ray the images are sharded over Ray workers (e.g. all 50,000 on a cluster:
-      omzconv verify --all --data-dir /shared/val --executor ray --ray-address auto).
+    Predictions are cached per artefact and image: an interrupted run
+    resumes, a repeated one is free. Missing earlier stages (download,
+    freeze, convert) run first. With --executor ray the images are sharded
+    over Ray workers (e.g. all 50,000 on a cluster:
+      omzconv verify --all --data-dir /shared/val --executor ray
+        --ray-address auto).
     """
     from omzconv.convert import parse_precisions
     from omzconv.datasets import resolve_data_dir
