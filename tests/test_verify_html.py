@@ -52,7 +52,8 @@ def test_html_report_contents(tmp_path, small_model, registry):
     m = report.models[0]
     # the verdict first (these fakes are far off: FAILED), what decided it, and why the published
     # reference and the accuracy checks do not apply
-    assert html.index('id="verdict">FAILED<') < html.index("Decided by 6 checks, 4 failed; 3 checks not applicable") < html.index("<svg")
+    decided = html.index("Decided by 6 checks, 4 failed; 3 checks not applicable")
+    assert html.index('id="verdict">FAILED<') < decided < html.index("<svg")
     assert "SYNTHETIC" in html and "not applied: subset of 40 images" in html
     assert "INT8 vs original: |Δ top-1|: not applicable (synthetic weights" in html and "not enforced" not in html
     assert html.count("<svg") == 2  # accuracy with Wilson intervals, |Δp| histogram
@@ -291,7 +292,8 @@ def test_disagreement_cards_hold_long_names_in_chromium(tmp_path, small_model, r
                     }
                 }
                 const spans = [...document.querySelectorAll('.card .nw')].map(s => s.getClientRects().length);
-                return {cards: cards.length, bad, spans, names: cards.filter(c => c.textContent.includes('ILSVRC2012_val_0123')).length};
+                const names = cards.filter(c => c.textContent.includes('ILSVRC2012_val_0123')).length;
+                return {cards: cards.length, bad, spans, names};
             }""")
         finally:
             browser.close()

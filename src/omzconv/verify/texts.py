@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from omzconv.verify.report import (NOT_APPLICABLE, Accuracy, Check, Comparison, DatasetInfo, Execution, ModelReport,
-                                   ReferenceResult, RunResult)
+from omzconv.verify.report import (NOT_APPLICABLE, ORIGINAL, Accuracy, Check, Comparison, DatasetInfo, Execution,
+                                   ModelReport, ReferenceResult, RunResult)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -55,7 +55,8 @@ def check_text(check: Check) -> str:
     value = "–" if check.value is None else _quantity(check.value, check.unit)
     if check.unit == "images" and check.images is not None:
         value += f" of {check.images:,}"
-    text = f"{check.subject}: {check.metric} {value} ({op} {_quantity(check.limit, check.unit)}): {check.status.upper()}"
+    limit = _quantity(check.limit, check.unit)
+    text = f"{check.subject}: {check.metric} {value} ({op} {limit}): {check.status.upper()}"
     return text + (f" ({check.detail})" if check.detail else "")
 
 
@@ -119,7 +120,7 @@ def selection_text(d: DatasetInfo) -> str:
 
 def compared_text(m: ModelReport) -> str:
     """`200 images compared`, or per run when they differ (an interrupted run, INT8's excluded images)."""
-    counts = {c.precision: c.images for c in m.comparisons if c.reference == "original"}
+    counts = {c.precision: c.images for c in m.comparisons if c.reference == ORIGINAL}
     if m.interrupted and len(set(counts.values()) | {m.images}) > 1:
         return "images compared: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())
     return f"{plural(m.images, 'image')} compared"
