@@ -50,14 +50,18 @@ def test_html_report_contents(tmp_path, small_model, registry):
     assert [p.name for p in written] == ["r.json", "r.md", "r.html"]
     html = (tmp_path / "r.html").read_text()
     m = report.models[0]
-    # the verdict first, with the weights kind and why the published reference does not apply
-    assert html.index('id="verdict">PASSED<') < html.index("<svg")
+    # the verdict first (these fakes are far off: FAILED), what decided it, and why the published
+    # reference and the accuracy checks do not apply
+    decided = html.index("Decided by 6 checks, 4 failed; 3 checks not applicable")
+    assert html.index('id="verdict">FAILED<') < decided < html.index("<svg")
     assert "SYNTHETIC" in html and "not applied: subset of 40 images" in html
-    assert "INT8 vs original: |Δ top-1|" in html and "not enforced: synthetic weights" in html
+    assert "INT8 vs original: |Δ top-1|: not applicable (synthetic weights" in html and "not enforced" not in html
     assert html.count("<svg") == 2  # accuracy with Wilson intervals, |Δp| histogram
     # every disagreement of FP16 with the original, each with a decodable thumbnail and both top-3
     data = m.per_image
     fp16_diff = int((data.top["FP16"][:, 0] != data.top["original"][:, 0]).sum())
+    top1 = next(c for c in m.checks if c.subject == "FP16 vs original" and c.metric.startswith("top-1"))
+    assert f"{top1.value:.0f} of them decisive (margin &gt; 0.05; {top1.near_ties} near-ties excluded)" in html
     cards = _cards(html, "FP16")
     assert 0 < fp16_diff == len(cards) < MAX_DISAGREEMENTS
     for card in cards:
@@ -71,7 +75,7 @@ def test_html_report_contents(tmp_path, small_model, registry):
     assert f"{int8_diff} of 35 images; the {MAX_DISAGREEMENTS} with the largest |Δp| shown" in html
     shown = [re.search(r'<div class="mono">([^<]+)</div>', c).group(1) for c in int8]
     assert not set(shown) & calibration
-    deltas = [float(re.search(r"\|Δp\| ([0-9.e+-]+)</div>", c).group(1)) for c in int8]
+    deltas = [float(re.search(r"\|Δp\| ([0-9.e+-]+)</span>", c).group(1)) for c in int8]
     assert deltas == sorted(deltas, reverse=True)
     # INT8 against FP32, and provenance
     assert re.search(r"<td class=\"l\">INT8</td><td class=\"l\">FP32</td><td>35</td>", html)
@@ -148,7 +152,7 @@ def test_html_report_renders_offline_in_chromium(tmp_path, small_model, registry
     leaked = render_in_chromium(leaky, tmp_path / "leaky.png")
     assert "http://example.com/x.png" in leaked["requests"] and 0 in leaked["images"]
     shown = render_in_chromium(html, tmp_path / "shot.png")
-    assert_rendered(shown, tmp_path / "shot.png", "PASSED")
+    assert_rendered(shown, tmp_path / "shot.png", "FAILED")
 
 
 # --- the README's screenshot: a real report, procedural pictures (no ImageNet pixels) ------------
@@ -187,3 +191,112 @@ def test_update_the_readme_screenshot(synthetic_workspace, tmp_path):
     shot = Image.open(tmp_path / "shot.png")
     top = shot.convert("RGB").crop((0, 0, shot.width, min(shot.height, 2200)))
     top.quantize(256, method=Image.Quantize.MEDIANCUT).save(SCREENSHOT, optimize=True)  # a small PNG
+
+
+# --- issue 17 §3, issue 16 §4: what the pages got wrong ---------------------------------------------
+
+EVIL = "<img src=x onerror=alert(1)>.JPEG"
+
+
+def _folder_dataset(root: Path, n: int = 8, evil: bool = True, long_name: str | None = None) -> Path:
+    """Class folders (file names may hold spaces): `n` images, a corrupt one named like a live tag."""
+    from test_verify import _jpeg
+
+    folder = root / "n01440764"
+    folder.mkdir(parents=True)
+    for i in range(n):
+        _jpeg(folder / (long_name if long_name and i == 0 else f"img_{i:03d}.JPEG"), i)
+    if evil:
+        (folder / EVIL).write_bytes(b"not a jpeg")
+    return root
+
+
+def test_file_names_stay_text_in_markdown_and_html(tmp_path, small_model, registry):
+    from markdown_it import MarkdownIt
+
+    from omzconv.verify import render_markdown
+
+    selection = select_images(registry.dataset("imagenet-val"), _folder_dataset(tmp_path / "val"))
+    model_report = evaluate_model(small_model, fake_artefacts(tmp_path), selection, registry.tolerances,
+                                  runner_factory=fake_factory())
+    assert model_report.skipped.first[0].path.endswith(EVIL)
+    report = make_report(selection, [model_report], synthetic=True)
+    md = render_markdown(report)
+    assert EVIL in md  # shown, in a code span
+    rendered = MarkdownIt("commonmark").render(md)
+    assert "<img" not in rendered and "&lt;img src=x onerror=alert(1)&gt;" in rendered
+    html = write_report(report, tmp_path / "r.html")[0].read_text()
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;.JPEG" in html
+
+
+def test_md_text_escapes_what_markdown_or_html_would_act_on():
+    from markdown_it import MarkdownIt
+
+    from omzconv.verify import md_code, md_text
+
+    for text in ("[x](javascript:alert(1))", "<script>alert(1)</script>", "a | b", "**bold** _it_", "`tick`",
+                 "line\n<script>x</script>", "\x1b]0;title\x07"):
+        html = MarkdownIt("commonmark").render(f"- {md_text(text)} and {md_code(text)}")
+        assert "<script" not in html and "<a " not in html and "<strong>" not in html and "<em>" not in html
+        assert "\x1b" not in html and "\n<script" not in html
+
+
+def test_two_models_on_one_page_unique_ids_no_empty_alias_full_hashes(tmp_path, small_model, registry):
+    report, _ = _report(tmp_path, small_model, registry, n=12)
+    m = report.models[0]
+    vgg = dataclasses.replace(m, model="vgg_19", alias="")
+    report = dataclasses.replace(report, models=[m, vgg])
+    html = write_report(report, tmp_path / "r.html")[0].read_text()
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) > 50 and len(ids) == len(set(ids))  # the SVGs' ids, scoped per figure
+    for ref in set(re.findall(r'(?:href="#|url\(#)([^")]+)', html)):
+        assert ref in ids  # every reference still points at its element
+    assert "vgg_19 <span" in html and "()" not in re.sub(r"\w\([^)]*\)", "", html.split("<style>")[0])
+    assert '<span class="muted">()</span>' not in html
+    for r in m.runs:  # the full hash: as a tooltip and in the details
+        assert f'title="{r.sha256}"' in html and f"<code>{r.sha256}</code>" in html
+    assert re.search(r"Model verified in [0-9.]+ s in this process, at [0-9.]+ images/s on 12 images\.", html)
+    assert "by in-process at local" not in html
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_disagreement_cards_hold_long_names_in_chromium(tmp_path, small_model, registry, monkeypatch):
+    pytest.importorskip("playwright")
+    from playwright.sync_api import sync_playwright
+
+    from omzconv.verify import render_html as module
+
+    long_name = "ILSVRC2012_val_" + "0123456789" * 12 + ".JPEG"
+    long_label = "a very_long_label_without_any_break_" * 4
+    monkeypatch.setattr(module, "_class_names", lambda n, offset: [f"{long_label}{i}" for i in range(n)])
+    root = _folder_dataset(tmp_path / "val", n=20, evil=False, long_name=long_name)
+    selection = select_images(registry.dataset("imagenet-val"), root)
+    model_report = evaluate_model(small_model, fake_artefacts(tmp_path), selection, registry.tolerances,
+                                  runner_factory=fake_factory(FP16={"noise": 30.0}))  # nearly every image differs
+    html = write_report(make_report(selection, [model_report], synthetic=True), tmp_path / "r.html")[0]
+    assert long_name in html.read_text()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 1300})
+            page.goto(html.resolve().as_uri(), wait_until="load")
+            found = page.evaluate("""() => {
+                const bad = [], cards = [...document.querySelectorAll('.card')];
+                for (const card of cards) {
+                    const box = card.getBoundingClientRect();
+                    for (const el of card.querySelectorAll('*')) {
+                        const r = el.getBoundingClientRect();
+                        if (r.right > box.right + 0.5 || r.left < box.left - 0.5 || el.scrollWidth > el.clientWidth + 1
+                            && getComputedStyle(el).display !== 'inline')
+                            bad.push(el.tagName + ' ' + el.textContent.slice(0, 40));
+                    }
+                }
+                const spans = [...document.querySelectorAll('.card .nw')].map(s => s.getClientRects().length);
+                const names = cards.filter(c => c.textContent.includes('ILSVRC2012_val_0123')).length;
+                return {cards: cards.length, bad, spans, names};
+            }""")
+        finally:
+            browser.close()
+    assert found["cards"] > 0 and found["names"] == 1, found
+    assert found["bad"] == [], found["bad"][:5]
+    assert found["spans"] and set(found["spans"]) == {1}  # margin and |Δp| never break across lines

@@ -157,12 +157,14 @@ class Model:
 
 @dataclass(frozen=True)
 class PrecisionTolerance:
-    top1_pp: float
-    agreement: float | None = None
+    """What verify (and convert's self-check) accept of an IR against the original."""
+
+    top1_pp: float  # |Δ top-1 accuracy|, percentage points (where accuracy means something: real weights)
+    max_prob_delta: float = 1.0  # largest |Δ probability| of any class on any image
+    tie_margin: float = 0.0  # the top-1 class must not change where the original's top-1 − top-2 > this
     self_check_max_prob_delta: float | None = None
     self_check_top1: bool = False
     self_check_tie_margin: float = 0.0
-    enforced_on_synthetic: bool = True  # False: on synthetic weights the checks are reported, not enforced
 
 
 @dataclass(frozen=True)
@@ -548,17 +550,16 @@ def _tolerances(node: _Node) -> Tolerances:
         if precision not in PRECISIONS:
             raise p_node.error(f"unknown precision (allowed: {', '.join(PRECISIONS)})")
         p = _Node(p_node.value, node.file, f"tolerances.precisions.{precision}").mapping(
-            ["top1_pp"], ["agreement", "self_check", "enforced_on_synthetic"])
+            ["top1_pp", "max_prob_delta", "tie_margin"], ["self_check"])
         check = p["self_check"].mapping([], ["max_prob_delta", "top1", "tie_margin"]) if "self_check" in p else {}
         precisions[precision] = PrecisionTolerance(
             top1_pp=p["top1_pp"].number(positive=False, minimum=0, maximum=100),
-            agreement=p["agreement"].number(maximum=1) if "agreement" in p else None,
+            max_prob_delta=p["max_prob_delta"].number(maximum=1),
+            tie_margin=p["tie_margin"].number(positive=False, minimum=0, maximum=1),
             self_check_max_prob_delta=check["max_prob_delta"].number(maximum=1) if "max_prob_delta" in check else None,
             self_check_top1=check["top1"].boolean() if "top1" in check else False,
             self_check_tie_margin=(check["tie_margin"].number(positive=False, minimum=0, maximum=1)
                                    if "tie_margin" in check else 0.0),
-            enforced_on_synthetic=(p["enforced_on_synthetic"].boolean() if "enforced_on_synthetic" in p
-                                   else True),
         )
     return Tolerances(reference_pp=t["reference_pp"].number(positive=False, minimum=0, maximum=100),
                       precisions=precisions)

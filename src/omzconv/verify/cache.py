@@ -9,12 +9,19 @@ agreement from the top-5 ids, max / mean |Δ prob| from the pair rows — 10 MB 
 50,000 images instead of 200 MB of float32 vectors (float16 vectors would be 100 MB and too coarse:
 their rounding, up to 1e-4 at p = 0.4, exceeds the FP32 conversion's own |Δ| of ~1e-5). The price:
 an IR that is new against a cached original re-runs the original on the images it needs, to
-have its vectors.
+have its vectors. Two exceptions keep a Ctrl-C cheap: each prediction row also keeps the stage
+time its image took (so a cached result still has a measured speed), and the probability vectors of
+a run whose dependants were interrupted on an image are kept (`vectors`) until they have finished
+it, so a resumed run does not run the original again for them.
+
+The cache is only a cache: a file sqlite cannot read is moved aside (`*.corrupt`) with a warning and
+rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +33,12 @@ from omzconv.verify.artefacts import Artefact
 from omzconv.verify.metrics import TOP_K
 from omzconv.verify.report import SCHEMA
 from omzconv.workspace import Workspace
+
+log = logging.getLogger(__name__)
+_TABLES = ("CREATE TABLE IF NOT EXISTS predictions (image TEXT PRIMARY KEY, top BLOB, prob BLOB, seconds REAL);"
+           "CREATE TABLE IF NOT EXISTS deltas (image TEXT, reference TEXT, max REAL, sum REAL,"
+           " PRIMARY KEY (image, reference));"
+           "CREATE TABLE IF NOT EXISTS vectors (image TEXT PRIMARY KEY, prob BLOB);")
 
 
 def image_key(path: Path) -> str:
@@ -43,11 +56,28 @@ class PredictionCache:
         self.path = path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path) if path is not None else ":memory:")
-        self.db.executescript(
-            "CREATE TABLE IF NOT EXISTS predictions (image TEXT PRIMARY KEY, top BLOB, prob BLOB);"
-            "CREATE TABLE IF NOT EXISTS deltas (image TEXT, reference TEXT, max REAL, sum REAL,"
-            " PRIMARY KEY (image, reference));")
+        try:
+            self.db = self._open()
+        except sqlite3.OperationalError:  # locked, unreadable: not the file's content
+            raise
+        except sqlite3.DatabaseError as exc:
+            aside = path.with_name(path.name + ".corrupt")
+            log.warning("%s: unreadable verify cache (%s), moved to %s; rebuilding it", path, exc, aside.name)
+            path.replace(aside)
+            self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path) if self.path is not None else ":memory:")
+        try:
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+            db.executescript(_TABLES)
+            if "seconds" not in {row[1] for row in db.execute("PRAGMA table_info(predictions)")}:
+                db.execute("ALTER TABLE predictions ADD COLUMN seconds REAL")  # a cache from before timings
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     @classmethod
     def for_artefact(cls, cache_dir: Path | None, artefact: Artefact, output: str, model: Model) -> PredictionCache:
@@ -63,21 +93,36 @@ class PredictionCache:
         digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]
         return cls(cache_dir / f"{artefact.sha256.removeprefix('sha256:')[:16]}-{digest}.sqlite")
 
-    def predictions(self, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    def predictions(self, keys: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray, float | None]]:
+        """Per image: top-5 ids, their probabilities, and the stage seconds it took (None: not kept)."""
         wanted = set(keys)
-        rows = self.db.execute("SELECT image, top, prob FROM predictions")
-        return {k: (np.frombuffer(t, np.int16).astype(np.int64), np.frombuffer(p, np.float32))
-                for k, t, p in rows if k in wanted}
+        rows = self.db.execute("SELECT image, top, prob, seconds FROM predictions")
+        return {k: (np.frombuffer(t, np.int16).astype(np.int64), np.frombuffer(p, np.float32), s)
+                for k, t, p, s in rows if k in wanted}
 
     def deltas(self, keys: Sequence[str], reference: str) -> dict[str, tuple[float, float]]:
         wanted = set(keys)
         rows = self.db.execute("SELECT image, max, sum FROM deltas WHERE reference = ?", (reference,))
         return {k: (m, s) for k, m, s in rows if k in wanted}
 
-    def put(self, keys: Sequence[str], top: np.ndarray, prob: np.ndarray) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?)",
-                            [(k, t.astype(np.int16).tobytes(), p.astype(np.float32).tobytes())
+    def vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The probability vectors kept for dependants that have not finished these images."""
+        wanted = set(keys)
+        return {k: np.frombuffer(p, np.float32) for k, p in self.db.execute("SELECT image, prob FROM vectors")
+                if k in wanted}
+
+    def put(self, keys: Sequence[str], top: np.ndarray, prob: np.ndarray, seconds: float | None = None) -> None:
+        """Each image's top-5 and probabilities; `seconds`: the stage time of each image."""
+        self.db.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?)",
+                            [(k, t.astype(np.int16).tobytes(), p.astype(np.float32).tobytes(), seconds)
                              for k, t, p in zip(keys, top, prob)])
+
+    def put_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)",
+                            [(k, np.asarray(v, np.float32).tobytes()) for k, v in vectors.items()])
+
+    def drop_vectors(self, keys: Sequence[str]) -> None:
+        self.db.executemany("DELETE FROM vectors WHERE image = ?", [(k,) for k in keys])
 
     def put_deltas(self, keys: Sequence[str], reference: str, dmax: np.ndarray, dsum: np.ndarray) -> None:
         self.db.executemany("INSERT OR REPLACE INTO deltas VALUES (?, ?, ?, ?)",

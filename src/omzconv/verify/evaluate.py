@@ -20,12 +20,11 @@ worker: a worker decodes its chunk itself, and the decode time is charged). Load
 runtime (TF import, graph import, IR compile, and one warm-up run on a blank image: TensorFlow
 optimizes the graph on its first session run, ~4 s for Inception-ResNet-v2) is excluded, as
 benchmark_app excludes compiling and its first inference; it is reported as `load_seconds`.
-Cached images count in neither.
+Images taken from the cache count with the stage time they took when they ran (kept per image in
+the cache), so a repeated run still reports a measured speed.
 
-Which images each run is measured on. The original, FP32 and FP16 on every usable image; an INT8
-IR only on those that did not calibrate it (`Artefact.calibration`, from its sidecar), and every
-comparison of INT8 (with the original, and with FP32 when FP32 is verified too: INT8 is made from
-it) on INT8's images, so both sides of a difference are measured on the same images.
+Which images each run is measured on: see `assemble`. An INT8 IR never runs on the images that
+calibrated it (`Artefact.calibration`, from its sidecar).
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,67 +41,24 @@ from omzconv.datasets import Record
 from omzconv.quantize import record_key
 from omzconv.registry import Model, Tolerances
 from omzconv.verify.artefacts import Artefact, ModelArtefacts, RunnerFactory
+from omzconv.verify.assemble import RunState, model_report
 from omzconv.verify.cache import PredictionCache, image_key
-from omzconv.verify.checks import (SYNTHETIC_WAIVER, applicable_references, conversion_checks, reference_checks,
-                                   reference_reasons)
 from omzconv.verify.executors import Executor, InProcess
-from omzconv.verify.metrics import TOP_K, agreement, set_agreement, topk_correct
-from omzconv.verify.report import (ORIGINAL, Accuracy, Comparison, Execution, ModelReport, PerImage,
-                                   ReferenceResult, RunResult, VerifyInterrupted, WorkerSpeed)
-from omzconv.verify.selection import Selection, model_labels, skipped, strict_error
+from omzconv.verify.report import ORIGINAL, VerifyInterrupted, WorkerSpeed
+from omzconv.verify.selection import Selection, model_labels, strict_error
 from omzconv.verify.work import Job, JobInterrupted, JobResult, RunOutput
 
 log = logging.getLogger(__name__)
 CHUNK = 64  # images decoded ahead and run through every runtime together
 
 
-@dataclass
-class _Run:
-    """What one artefact has for each image of the model's list, filled from cache and inference."""
-
-    artefact: Artefact
-    cache: PredictionCache
-    n: int
-    refs: tuple[_Run, ...] = ()  # the runs it is compared with, image by image (|Δ prob| needs their vectors)
-    eligible: np.ndarray = field(init=False)  # images it may be measured on
-    top: np.ndarray = field(init=False)
-    prob: np.ndarray = field(init=False)
-    have: np.ndarray = field(init=False)
-    dmax: dict[str, np.ndarray] = field(init=False)  # per reference run name
-    dsum: dict[str, np.ndarray] = field(init=False)
-    have_delta: dict[str, np.ndarray] = field(init=False)
-    need: np.ndarray = field(init=False)  # images to run now
-    inferred: int = 0
-    cached: int = 0
-    seconds: float = 0.0
-    load_seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.eligible = np.ones(self.n, bool)
-        self.top = np.full((self.n, TOP_K), -1, np.int64)
-        self.prob = np.zeros((self.n, TOP_K), np.float32)
-        self.have = np.zeros(self.n, bool)
-        self.dmax = {r.artefact.name: np.zeros(self.n, np.float64) for r in self.refs}
-        self.dsum = {r.artefact.name: np.zeros(self.n, np.float64) for r in self.refs}
-        self.have_delta = {r.artefact.name: np.zeros(self.n, bool) for r in self.refs}
-        self.need = np.zeros(self.n, bool)
-
-    @property
-    def complete(self) -> np.ndarray:
-        """Images with its prediction and its |Δ prob| against every reference."""
-        done = self.have.copy()
-        for have in self.have_delta.values():
-            done &= have
-        return done
-
-
-def _make_runs(artefacts: ModelArtefacts, caches: Callable[[Artefact], PredictionCache], n: int) -> list[_Run]:
+def _make_runs(artefacts: ModelArtefacts, caches: Callable[[Artefact], PredictionCache], n: int) -> list[RunState]:
     """The original first, then each IR after the runs it is compared with (its `source`)."""
-    original = _Run(artefacts.original, caches(artefacts.original), n)
+    original = RunState(artefacts.original, caches(artefacts.original), n)
     runs = {ORIGINAL: original}
     for artefact in artefacts.converted:
         refs = (original,) + ((runs[artefact.source],) if artefact.source in runs else ())
-        runs[artefact.name] = _Run(artefact, caches(artefact), n, refs)
+        runs[artefact.name] = RunState(artefact, caches(artefact), n, refs)
     return list(runs.values())
 
 
@@ -111,12 +66,12 @@ def _chunks(items: Sequence[int], size: int) -> list[Sequence[int]]:
     return [items[start:start + size] for start in range(0, len(items), size)]
 
 
-def _record(run: _Run, out: RunOutput, keys: list[str], decode_seconds: float) -> None:
+def _record(run: RunState, out: RunOutput, keys: list[str], decode_seconds: float) -> None:
     """A run's results for a chunk into its arrays and its cache (committed: a later interruption
     keeps them); the chunk's decoding is charged to the run in full (see the module docstring)."""
     sel = out.ids
     run.top[sel], run.prob[sel], run.have[sel] = out.top, out.prob, True
-    run.cache.put(keys, out.top, out.prob)
+    run.cache.put(keys, out.top, out.prob, (decode_seconds + out.seconds) / len(sel) if len(sel) else None)
     for ref in run.refs:
         name = ref.artefact.name
         dmax, dsum = out.deltas[name]
@@ -126,6 +81,39 @@ def _record(run: _Run, out: RunOutput, keys: list[str], decode_seconds: float) -
     run.inferred += len(sel)
     run.seconds += decode_seconds + out.seconds
     run.load_seconds += out.load_seconds
+
+
+def _load_cached(runs: list[RunState], keys: list[str | None], records: Sequence[Record]) -> None:
+    """What the caches hold for these images: predictions (with their stage times), |Δ prob|, and
+    the vectors kept for dependants."""
+    index = {k: i for i, k in enumerate(keys) if k is not None}
+    live = list(index)
+    for run in runs:
+        if run.artefact.calibration:
+            run.eligible = np.array([record_key(r) not in run.artefact.calibration for r in records], bool)
+        for k, (top, prob, seconds) in run.cache.predictions(live).items():
+            i = index[k]
+            run.top[i], run.prob[i], run.have[i] = top, prob, True
+            run.cache_seconds[i] = np.nan if seconds is None else seconds
+        for ref in run.refs:
+            name = ref.artefact.name
+            for k, (m, s) in run.cache.deltas(live, ref.artefact.sha256).items():
+                i = index[k]
+                run.dmax[name][i], run.dsum[name][i], run.have_delta[name][i] = m, s, True
+        run.kept = {index[k]: v for k, v in run.cache.vectors(live).items()}
+
+
+def _plan(runs: list[RunState], usable: np.ndarray) -> None:
+    """Which run needs which image: what it lacks, and for an IR that lacks one, its references'
+    vectors too, unless the cache kept them."""
+    for run in reversed(runs):  # a run's references come before it
+        run.need |= usable & run.eligible & ~run.complete
+        for ref in run.refs:
+            kept = np.zeros(run.n, bool)
+            kept[list(ref.kept)] = True
+            ref.need |= run.need & ~(ref.have & kept)
+    for run in runs:
+        run.cached = int((usable & run.eligible & run.have & ~run.need).sum())
 
 
 def evaluate_model(
@@ -170,28 +158,9 @@ def evaluate_model(
 
     runs = _make_runs(artefacts, lambda a: PredictionCache.for_artefact(cache_dir, a, artefacts.output, model),
                       len(records))
-    original = runs[0]
-    index = {k: i for i, k in enumerate(keys) if k is not None}
-    live = [k for k in keys if k is not None]
-    for run in runs:
-        if run.artefact.calibration:
-            run.eligible = np.array([record_key(r) not in run.artefact.calibration for r in records], bool)
-        for k, (top, prob) in run.cache.predictions(live).items():
-            i = index[k]
-            run.top[i], run.prob[i], run.have[i] = top, prob, True
-        for ref in run.refs:
-            name = ref.artefact.name
-            for k, (m, s) in run.cache.deltas(live, ref.artefact.sha256).items():
-                i = index[k]
-                run.dmax[name][i], run.dsum[name][i], run.have_delta[name][i] = m, s, True
-
-    for run in reversed(runs):  # a run's references come before it
-        run.need |= usable & run.eligible & ~run.complete
-        for ref in run.refs:
-            ref.need |= run.need  # the IR's |Δ prob| needs the reference's vector
-    for run in runs:
-        run.cached = int((usable & run.eligible & run.have & ~run.need).sum())
-    pending = np.flatnonzero(original.need).tolist()
+    _load_cached(runs, keys, records)
+    _plan(runs, usable)
+    pending = np.flatnonzero(np.any([run.need for run in runs], axis=0)).tolist()
     if any(run.cached for run in runs):
         cached = ", ".join(f"{run.cached} for {run.artefact.name}" for run in runs)
         what = "all cached, nothing to run" if not pending else f"resuming with {len(pending)} to run"
@@ -200,11 +169,14 @@ def evaluate_model(
 
     refs = {run.artefact.name: tuple(ref.artefact.name for ref in run.refs) for run in runs}
     jobs = [Job(k, tuple(ids), tuple(records[i].path for i in ids),
-                {run.artefact.name: tuple(i for i in ids if run.need[i]) for run in runs}, refs)
+                {run.artefact.name: tuple(i for i in ids if run.need[i]) for run in runs}, refs,
+                {run.artefact.name: {i: run.kept[i] for i in ids if i in run.kept and not run.need[i]}
+                 for run in runs if run.kept})
             for k, ids in enumerate(_chunks(pending, chunk))]
     by_name = {run.artefact.name: run for run in runs}
+    is_ref = {ref.artefact.name for run in runs for ref in run.refs}
     speeds: dict[str, list[float]] = {}  # worker → [images, busy seconds]
-    interrupted, execution = False, None
+    interrupted, finished, execution = False, False, None
 
     def commit(result: JobResult) -> None:
         for i, reason in result.failed.items():
@@ -214,6 +186,10 @@ def evaluate_model(
             raise strict_error(model.name, problems[-len(result.failed):])
         for name, out in result.runs.items():
             _record(by_name[name], out, [keys[i] for i in out.ids], result.decode_seconds)
+        for name, vectors in result.vectors.items():  # Ctrl-C mid-chunk: keep what dependants still need
+            if name in is_ref:
+                by_name[name].cache.put_vectors({keys[i]: v for i, v in vectors.items()})
+                by_name[name].cache.commit()
         speed = speeds.setdefault(result.worker, [0, 0.0])
         speed[0] += result.images
         speed[1] += result.busy_seconds
@@ -224,6 +200,7 @@ def evaluate_model(
             execution = pool.info
             for result in pool.map(jobs, on_progress):
                 commit(result)
+        finished = True
     except JobInterrupted as exc:
         commit(exc.result)
         interrupted = True
@@ -231,87 +208,16 @@ def evaluate_model(
         interrupted = True
     finally:
         for run in runs:
+            if finished and run.kept:  # its dependants have finished with them
+                run.cache.drop_vectors([keys[i] for i in run.kept])
             run.cache.close()
     if execution is not None:
         execution = dataclasses.replace(execution, per_worker=tuple(
             WorkerSpeed(w, images, round(seconds, 3), round(images / seconds, 3) if seconds > 0 else None)
             for w, (images, seconds) in sorted(speeds.items())))
 
-    report = _model_report(model, artefacts, runs, records, labels, usable, problems, tolerances,
-                           selection.info.full_size, time.perf_counter() - started, interrupted, execution)
+    report = model_report(model, artefacts, runs, records, labels, usable, problems, tolerances,
+                          selection.info.full_size, time.perf_counter() - started, interrupted, execution)
     if interrupted:
         raise VerifyInterrupted(report)
     return report
-
-
-def _model_report(model: Model, artefacts: ModelArtefacts, runs: list[_Run], records: Sequence[Record],
-                  labels: np.ndarray, usable: np.ndarray, problems: list[tuple[Path, str]],
-                  tolerances: Tolerances, full_size: int, seconds: float, interrupted: bool,
-                  execution: Execution | None) -> ModelReport:
-    original, converted = runs[0], runs[1:]
-    done = usable & original.have
-    for run in converted:  # the images every run has done (an INT8 IR: except its calibration images)
-        done &= run.complete | ~run.eligible
-    n = int(done.sum())
-    measured = {run.artefact.name: done & run.eligible for run in runs}
-
-    def accuracy(run: _Run, mask: np.ndarray) -> tuple[Accuracy, Accuracy]:
-        ids, count = np.flatnonzero(mask), int(mask.sum())
-        return (Accuracy.of(topk_correct(run.top[ids], labels[ids], 1), count),
-                Accuracy.of(topk_correct(run.top[ids], labels[ids], 5), count))
-
-    results, own = [], {}
-    for run in runs:
-        mask = measured[run.artefact.name]
-        own[run.artefact.name] = top1, top5 = accuracy(run, mask)
-        results.append(RunResult(
-            name=run.artefact.name, runtime=run.artefact.runtime, artefact=str(run.artefact.path),
-            sha256=run.artefact.sha256, images=int(mask.sum()), top1=top1, top5=top5, inferred=run.inferred,
-            cached=run.cached, seconds=round(run.seconds, 3), load_seconds=round(run.load_seconds, 3),
-            images_per_second=round(run.inferred / run.seconds, 3) if run.inferred and run.seconds > 0 else None,
-            excluded=int((usable & ~run.eligible).sum())))
-
-    comparisons, checks = [], []
-    for run in converted:
-        mask = measured[run.artefact.name]
-        ids, count = np.flatnonzero(mask), int(mask.sum())
-        c1 = own[run.artefact.name][0].value
-        for ref in run.refs:
-            name = ref.artefact.name
-            r1 = accuracy(ref, mask)[0].value  # the reference on the same images
-            top1_agree = agreement(run.top[ids, 0], ref.top[ids, 0]) if count else None
-            comparisons.append(Comparison(
-                precision=run.artefact.name, images=count,
-                top1_delta_pp=(c1 - r1) * 100 if count else None,
-                top1_agreement=top1_agree,
-                top5_agreement=set_agreement(run.top[ids], ref.top[ids]) if count else None,
-                max_abs_prob_delta=float(run.dmax[name][ids].max()) if count else None,
-                mean_abs_prob_delta=float(run.dsum[name][ids].sum() / (count * model.num_classes)) if count else None,
-                reference=name))
-            tolerance = tolerances.precisions.get(run.artefact.name)
-            if ref is original and count and tolerance is not None:
-                waived = "" if tolerance.enforced_on_synthetic or artefacts.weights != "synthetic" else SYNTHETIC_WAIVER
-                checks.extend(conversion_checks(run.artefact.name, r1, c1, top1_agree, tolerance, waived=waived))
-
-    references = []
-    reasons = reference_reasons(n, full_size, artefacts.weights)
-    for ref in applicable_references(model.references, artefacts.output):
-        references.append(ReferenceResult(ref.source, ref.output, ref.top1, ref.top5, not reasons, tuple(reasons)))
-        if n and not reasons:
-            for run in runs:
-                top1, top5 = own[run.artefact.name]
-                if top1.images == n:  # not an INT8 IR measured without its calibration images
-                    checks.extend(reference_checks(run.artefact.name, top1.value, top5.value, ref,
-                                                   tolerances.reference_pp))
-
-    per_image = PerImage(
-        paths=tuple(str(r.path) for r in records), num_classes=model.num_classes,
-        label_offset=model.label_offset, labels=labels,
-        measured=measured, top={r.artefact.name: r.top for r in runs}, prob={r.artefact.name: r.prob for r in runs},
-        dmax={(r.artefact.name, ref): d for r in converted for ref, d in r.dmax.items()})
-    return ModelReport(
-        model=model.name, alias=model.alias, output=artefacts.output,
-        output_kind=model.output(artefacts.output).kind, weights=artefacts.weights, images=n,
-        runs=results, comparisons=comparisons, references=references, checks=checks,
-        skipped=skipped(problems), seconds=round(seconds, 3), interrupted=interrupted, execution=execution,
-        per_image=per_image)

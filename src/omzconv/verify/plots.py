@@ -1,12 +1,15 @@
 """The report's figures as inline SVG (matplotlib, Agg backend, imported only when drawing).
 
 Text stays text (`svg.fonttype: none`: the page's font draws it, and the SVG stays a few KB), no
-timestamp or random ids (`svg.hashsalt`), so the same report gives the same bytes.
+timestamp or random ids (`svg.hashsalt`), so the same report gives the same bytes. Matplotlib's ids
+repeat from figure to figure (the same marker, the same clip box): `scope_ids` makes them unique
+on a page.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +49,13 @@ def _svg(fig: Any) -> str:
     _pyplot().close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # no XML prolog or doctype inside HTML
+
+
+def scope_ids(svg: str, prefix: str) -> str:
+    """`svg` with every element id, and every reference to one (`#id` in href and url()), prefixed."""
+    ids = set(re.findall(r'\bid="([^"]+)"', svg))
+    return re.sub(r'(\bid="|#)([^"\s)#]+)(?=[")])',
+                  lambda m: m.group(1) + prefix + m.group(2) if m.group(2) in ids else m.group(0), svg)
 
 
 def accuracy_plot(intervals: Sequence[Interval], reference: tuple[str, float] | None = None) -> str:

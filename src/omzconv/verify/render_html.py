@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from omzconv.verify.render_md import accuracy_text, check_text, execution_text, percent, reference_text
+from omzconv.verify.checks import TOP1_METRIC
 from omzconv.verify.report import ORIGINAL, SPEED_NOTE, ModelReport, PerImage, VerifyReport
+from omzconv.verify.texts import (accuracy_text, check_text, compared_text, decided_text, execution_text, percent,
+                                  plural, reference_text, sci, selection_text, speed_text)
 
 MAX_DISAGREEMENTS = 24  # thumbnails per IR, the largest |Δp| first
 THUMB_PX = 112  # longest side of a thumbnail
@@ -56,13 +58,14 @@ def render_html(report: VerifyReport, *, thumbnails: bool = True) -> str:
 
     env = Environment(loader=PackageLoader("omzconv.verify", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(percent=percent, sci=lambda v: "–" if v is None else f"{v:.2e}",
-                       accuracy=accuracy_text, check=check_text, reference=reference_text, execution=execution_text,
-                       short=lambda sha: sha.removeprefix("sha256:")[:12])
-    models = [_model_context(m, thumbnails) for m in report.models]
+    env.filters.update(percent=percent, sci=sci, accuracy=accuracy_text, check=check_text, reference=reference_text,
+                       execution=execution_text, speed=speed_text, short=lambda sha: sha.removeprefix("sha256:")[:12])
+    env.globals.update(plural=plural, selection_text=selection_text, compared_text=compared_text,
+                       decided_text=decided_text)
+    models = [_model_context(m, k, thumbnails) for k, m in enumerate(report.models)]
     return env.get_template("report.html.j2").render(
         report=report, d=report.dataset, models=models, versions=_versions(report), speed_note=SPEED_NOTE,
-        verdict="INTERRUPTED" if report.interrupted else "PASSED" if report.passed else "FAILED")
+        verdict=report.verdict)
 
 
 def _versions(report: VerifyReport) -> list[tuple[str, str]]:
@@ -87,20 +90,20 @@ def _class_names(num_classes: int, label_offset: int) -> list[str]:
         return [f"class {i}" for i in range(num_classes)]
 
 
-def _model_context(m: ModelReport, thumbnails: bool) -> dict[str, Any]:
-    from omzconv.verify.plots import Interval, accuracy_plot, delta_histogram
+def _model_context(m: ModelReport, k: int, thumbnails: bool) -> dict[str, Any]:
+    """What the template draws of model `k` (its figures' element ids are prefixed `m<k>…`: unique on the page)."""
+    from omzconv.verify.plots import Interval, accuracy_plot, delta_histogram, scope_ids
 
-    verdict = "INTERRUPTED" if m.interrupted else "PASSED" if m.passed else "FAILED"
-    intervals = [Interval(f"{r.name} top-{k}", r.name, acc.value, *acc.ci95)
-                 for k in (1, 5) for r in m.runs for acc in [r.top1 if k == 1 else r.top5] if acc.value is not None]
+    intervals = [Interval(f"{r.name} top-{top}", r.name, acc.value, *acc.ci95)
+                 for top in (1, 5) for r in m.runs for acc in [r.top1 if top == 1 else r.top5] if acc.value is not None]
     applied = next((ref for ref in m.references if ref.applied), None)
     context: dict[str, Any] = {
-        "m": m, "verdict": verdict,
-        "failed": [c for c in m.checks if c.failed], "waived": [c for c in m.checks if c.waived],
-        "accuracy_svg": accuracy_plot(intervals, (f"{applied.source} top-1", applied.top1 / 100) if applied else None)
-        if intervals else None,
+        "m": m, "verdict": m.verdict, "anchor": f"model-{k}",
+        "decided": [c for c in m.checks if c.applies], "not_applicable": [c for c in m.checks if not c.applies],
+        "accuracy_svg": scope_ids(accuracy_plot(intervals, (f"{applied.source} top-1", applied.top1 / 100)
+                                                if applied else None), f"m{k}a-") if intervals else None,
         "vs_original": [c for c in m.comparisons if c.reference == ORIGINAL],
-        "histogram_svg": None, "zero_deltas": [], "groups": [], "per_class": None,
+        "histogram_svg": None, "zero_deltas": [], "groups": [], "per_class": None, "top1": {},
     }
     data = m.per_image
     if data is None or not m.comparisons:
@@ -113,8 +116,10 @@ def _model_context(m: ModelReport, thumbnails: bool) -> dict[str, Any]:
         if d.size:
             series[f"{c.precision} vs {c.reference}"] = d
             zeros.append((f"{c.precision} vs {c.reference}", int((d == 0).sum()), int(mask.sum())))
-    context["histogram_svg"] = delta_histogram(series) if series else None
+    context["histogram_svg"] = scope_ids(delta_histogram(series), f"m{k}h-") if series else None
     context["zero_deltas"] = [z for z in zeros if z[1]]
+    top1 = {c.subject.split(" vs ")[0]: c for c in m.checks if c.metric == TOP1_METRIC and c.applies}
+    context["top1"] = top1
     context["groups"] = [_disagreements(data, c.precision, names, thumbnails)
                          for c in m.comparisons if c.reference == ORIGINAL]
     context["per_class"] = _per_class(data, [c.precision for c in m.comparisons if c.reference == ORIGINAL], names)

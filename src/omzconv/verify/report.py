@@ -1,5 +1,6 @@
-"""The report: dataclasses that serialize to JSON (`VerifyReport.to_dict`) and Markdown, how it is
-assembled (`make_report`) and where it is written (`default_report_path`, `write_report`)."""
+"""The report: dataclasses that serialize to JSON (`VerifyReport.to_dict`), how it is assembled
+(`make_report`) and where it goes (`default_report_path`, `partial_path`). It knows no renderer:
+`render_md` and `render_html` take a report, `write.write_report` picks one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omzconv import __version__
-from omzconv.fileutil import write_bytes_atomic, write_json_atomic
 from omzconv.verify.metrics import wilson_interval
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 SCHEMA = 1
 ORIGINAL = "original"  # the run of the original frozen graph
+NOT_APPLICABLE = "not applicable"  # a check's status where its criterion means nothing (Check.detail says why)
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,12 @@ class RunResult:
     top5: Accuracy
     inferred: int  # images run now
     cached: int  # images taken from the cache
-    seconds: float  # this run's stage wall time (see the module docstring)
+    seconds: float  # this run's stage wall time now (see evaluate's docstring)
     load_seconds: float
-    images_per_second: float | None
+    images_per_second: float | None  # over the images run now and the cached ones whose time the cache kept
     excluded: int = 0  # images left out because they calibrated this (INT8) IR
+    cached_seconds: float = 0.0  # the stage time the cached images took when they were run (from the cache)
+    speed_source: str = ""  # what images_per_second is measured on: "this run", "cache", "this run and cache", ""
 
 
 @dataclass(frozen=True)
@@ -74,18 +77,27 @@ class Comparison:
 
 @dataclass(frozen=True)
 class Check:
+    """One criterion of the verdict. Only "passed" and "failed" checks decide it; a check whose
+    criterion means nothing here is "not applicable", and `detail` says why."""
+
     subject: str  # "FP32 vs original", "original vs TF-Slim published"
-    metric: str  # "|Δ top-1|", "top-1 agreement", ...
-    value: float | None  # in `unit`
+    metric: str  # "max |Δp|", "top-1 changes where margin > 0.05", "|Δ top-1|", ...
+    value: float | None  # in `unit`; None when not applicable
     op: str  # "<=" or ">="
     limit: float
-    unit: str  # "pp" or "%"
-    status: str  # "passed" or "failed"
-    waived: str = ""  # why it is reported but not enforced (e.g. INT8 on synthetic weights); "" if enforced
+    unit: str  # "pp", "p" (a probability), "images"
+    status: str  # "passed", "failed" or NOT_APPLICABLE
+    detail: str = ""  # what it was measured on, or why it does not apply
+    images: int | None = None  # images it was decided on (for the top-1 check: the decisive ones)
+    near_ties: int | None = None  # images excluded as near-ties (the top-1 check)
 
     @property
     def failed(self) -> bool:
-        return self.status == "failed" and not self.waived
+        return self.status == "failed"
+
+    @property
+    def applies(self) -> bool:
+        return self.status != NOT_APPLICABLE
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,10 @@ class ModelReport:
     def passed(self) -> bool:
         return not self.interrupted and not any(c.failed for c in self.checks)
 
+    @property
+    def verdict(self) -> str:
+        return "INTERRUPTED" if self.interrupted else "PASSED" if self.passed else "FAILED"
+
 
 @dataclass(frozen=True)
 class PerImage:
@@ -200,6 +216,10 @@ class VerifyReport:
     def exit_code(self) -> int:
         return 0 if self.passed else 1
 
+    @property
+    def verdict(self) -> str:
+        return "INTERRUPTED" if self.interrupted else "PASSED" if self.passed else "FAILED"
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(dataclasses.replace(self, models=[dataclasses.replace(m, per_image=None) for m in self.models]))
         data["passed"] = self.passed
@@ -208,15 +228,11 @@ class VerifyReport:
             model["passed"] = report.passed
         return data
 
-    def to_markdown(self) -> str:
-        from omzconv.verify.render_md import render_markdown
-
-        return render_markdown(self)
-
 
 #: What differs between two runs that computed the same thing: wall times and speeds, when, and who
 #: computed it. `comparable` drops them.
-TIMING_KEYS = frozenset({"seconds", "load_seconds", "images_per_second", "execution", "created"})
+TIMING_KEYS = frozenset({"seconds", "load_seconds", "images_per_second", "execution", "created", "cached_seconds",
+                         "speed_source"})
 
 
 def comparable(data: Any) -> Any:
@@ -237,13 +253,14 @@ class VerifyInterrupted(KeyboardInterrupt):
         self.report = report
 
 
-
 SYNTHETIC_NOTE = ("SYNTHETIC WEIGHTS: generated weights that recognize nothing; the accuracies are "
-                  "meaningless, only the agreement between the original and the converted models means something.")
+                  "meaningless, only the agreement between the original and the converted models means something "
+                  "(the verdict rests on it: same top-1 on decisive images, bounded |Δp|).")
 SPEED_NOTE = ("images/s of a run = images it inferred ÷ its stage's wall time: waiting for decoded pixels "
               "(decode + crop + resize, shared by the runs, charged to each in full) plus its own layout, "
               "inference and bookkeeping; loading excluded (graph import or IR compile, and a warm-up run: TensorFlow "
-              "optimizes the graph on its first run), as benchmark_app excludes it. Cached images count in neither.")
+              "optimizes the graph on its first run), as benchmark_app excludes it. Images taken from the cache count "
+              "with the stage time they took when they were run, which the cache keeps.")
 
 
 def make_report(selection: Selection, models: list[ModelReport], synthetic: bool,
@@ -253,7 +270,6 @@ def make_report(selection: Selection, models: list[ModelReport], synthetic: bool
         notes.insert(0, SYNTHETIC_NOTE)
     return VerifyReport(dataset=selection.info, models=models, synthetic=synthetic,
                         interrupted=interrupted or any(m.interrupted for m in models), notes=notes)
-
 
 
 MAX_NAMED_MODELS = 3  # more models than this are counted in a report's file name, not listed
@@ -272,24 +288,3 @@ def default_report_path(workspace: Workspace, dataset: DatasetInfo, models: Sequ
 def partial_path(path: Path) -> Path:
     """Where an interrupted run's report goes, beside (never over) the last complete one."""
     return path.with_name(f"{path.stem}.partial{path.suffix}")
-
-
-def write_report(report: VerifyReport, path: Path, fmt: str | None = None, *, thumbnails: bool = True) -> list[Path]:
-    """JSON at `path`, with Markdown (`.md`) and HTML (`.html`) beside it; with `fmt="md"` or
-    `"html"` (the default for a `.md` or `.html` path) only that, at `path`. Returns the files
-    written, each written whole or not at all."""
-    from omzconv.verify.render_html import render_html
-
-    path = Path(path)
-    fmt = fmt or {".md": "md", ".html": "html", ".htm": "html"}.get(path.suffix.lower(), "json")
-    if fmt == "md":
-        write_bytes_atomic(path, report.to_markdown().encode())
-        return [path]
-    if fmt == "html":
-        write_bytes_atomic(path, render_html(report, thumbnails=thumbnails).encode())
-        return [path]
-    write_json_atomic(path, report.to_dict())
-    md, html = path.with_suffix(".md"), path.with_suffix(".html")
-    write_bytes_atomic(md, report.to_markdown().encode())
-    write_bytes_atomic(html, render_html(report, thumbnails=thumbnails).encode())
-    return [path, md, html]

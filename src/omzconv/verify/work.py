@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -36,6 +36,8 @@ class Job:
     sources: tuple[ImageSource, ...]  # each image's file (or its bytes)
     needs: dict[str, tuple[int, ...]]  # run name → the images it runs on, a subset of `ids`; in order:
     refs: dict[str, tuple[str, ...]]  # run name → the runs it is compared with (which come before it)
+    given: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # run → image → its probability
+    # vector, kept from an interrupted run: a reference that need not run again for its dependants
 
 
 @dataclass
@@ -55,6 +57,8 @@ class JobResult:
     failed: dict[int, str]  # image → why it could not be decoded
     decode_seconds: float  # waiting for the chunk's pixels
     images: int  # in the job
+    vectors: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # after Ctrl-C: the finished
+    # runs' probability vectors, which the runs that did not finish will need
 
     @property
     def busy_seconds(self) -> float:
@@ -117,13 +121,15 @@ class Worker:
         batch = np.stack([pixels[i] for i in ok])
         todo = {name: [i for i in ids if i in position] for name, ids in job.needs.items()}
         work = sum(len(ids) for ids in todo.values())
-        probs_of: dict[str, dict[int, np.ndarray]] = {}
+        probs_of: dict[str, dict[int, np.ndarray]] = {name: dict(given) for name, given in job.given.items()}
         try:
             for name, ids in todo.items():
                 if ids:
                     self._run(job, name, ids, batch[[position[i] for i in ids]], probs_of, result,
                               lambda n: on_progress(n * len(ok) / work))
         except KeyboardInterrupt:
+            result.vectors = {name: {i: probs_of[name][i] for i in ids if i in position}
+                              for name, ids in todo.items() if name in result.runs}
             raise JobInterrupted(result) from None
         return result
 
@@ -138,7 +144,7 @@ class Worker:
         out = self.runners[name].infer(batch, on_progress)
         probs = probabilities(self.model, self.artefacts.output, out[self.artefacts.output])
         top = topk_ids(probs)
-        probs_of[name] = dict(zip(ids, probs))
+        probs_of.setdefault(name, {}).update(zip(ids, probs))
         deltas = {ref: prob_deltas(probs, np.stack([probs_of[ref][i] for i in ids])) for ref in job.refs[name]}
         result.runs[name] = RunOutput(np.array(ids), top, np.take_along_axis(probs, top, axis=-1), deltas,
                                       time.perf_counter() - t0, load)

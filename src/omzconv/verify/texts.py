@@ -1,0 +1,126 @@
+"""The report's one-line texts, shared by the terminal, the Markdown and the HTML page."""
+
+from __future__ import annotations
+
+import re
+
+from omzconv.verify.report import (NOT_APPLICABLE, ORIGINAL, Accuracy, Check, Comparison, DatasetInfo, Execution,
+                                   ModelReport, ReferenceResult, RunResult)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """`1 image`, `2 images`, `1,000 near-ties` (irregular plurals: pass `words`)."""
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (escape sequences, newlines) shown as `\\x1b`, so a file
+    name can neither restyle a terminal nor break a Markdown line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def percent(value: float | None, digits: int = 2, unit: str = " %") -> str:
+    return "–" if value is None else f"{value * 100:.{digits}f}{unit}"
+
+
+def sci(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2e}"
+
+
+def accuracy_text(acc: Accuracy, digits: int = 2, unit: str = " %") -> str:
+    """`80.21 % [79.9, 80.6]`: the value and its 95 % interval, on one line."""
+    if acc.value is None:
+        return "–"
+    lo, hi = acc.ci95
+    return f"{percent(acc.value, digits, unit)} [{lo * 100:.1f}, {hi * 100:.1f}]"
+
+
+def _quantity(value: float, unit: str) -> str:
+    if unit == "p":
+        return f"{value:.2g}" if value >= 1e-2 or value == 0 else f"{value:.1e}"
+    if unit == "images":
+        return f"{value:,.0f}"
+    return f"{value:.3g} {unit}"
+
+
+def check_text(check: Check) -> str:
+    """`FP16 vs original: max |Δp| 0.032 (≤ 0.1): PASSED`, `… top-1 changes on decisive images 0 of
+    143 (≤ 0): PASSED (margin > 0.05; 57 near-ties excluded)`; a check
+    that does not apply says so and why, with no status."""
+    if check.status == NOT_APPLICABLE:
+        return f"{check.subject}: {check.metric}: not applicable ({check.detail})"
+    op = "≤" if check.op == "<=" else "≥"
+    value = "–" if check.value is None else _quantity(check.value, check.unit)
+    if check.unit == "images" and check.images is not None:
+        value += f" of {check.images:,}"
+    limit = _quantity(check.limit, check.unit)
+    text = f"{check.subject}: {check.metric} {value} ({op} {limit}): {check.status.upper()}"
+    return text + (f" ({check.detail})" if check.detail else "")
+
+
+def decided_text(m: ModelReport) -> str:
+    """Which checks decided the verdict and which did not apply, counted."""
+    applied = [c for c in m.checks if c.applies]
+    failed = sum(c.failed for c in applied)
+    text = f"decided by {plural(len(applied), 'check')}" + (f", {failed:,} failed" if failed else "")
+    skipped = len(m.checks) - len(applied)
+    return text + (f"; {plural(skipped, 'check')} not applicable" if skipped else "")
+
+
+def comparison_text(c: Comparison) -> str:
+    """A comparison with another run than the original, on one line (e.g. INT8 vs FP32)."""
+    delta = "–" if c.top1_delta_pp is None else f"{c.top1_delta_pp:+.2f} pp"
+    return (f"{c.precision} vs {c.reference} on {plural(c.images, 'image')}: Δ top-1 {delta}, top-1 agreement "
+            f"{percent(c.top1_agreement)}, top-5 agreement {percent(c.top5_agreement)}, max |Δp| "
+            f"{sci(c.max_abs_prob_delta)}, mean |Δp| {sci(c.mean_abs_prob_delta)}")
+
+
+def excluded_text(r: RunResult) -> str:
+    return f"{r.name}: {plural(r.excluded, 'calibration image')} excluded, measured on the other {r.images:,}"
+
+
+def speed_text(r: RunResult) -> str:
+    """`6.10` measured now, `6.10 (cached)` measured when the cached images were run, `–` unknown."""
+    if r.images_per_second is None:
+        return "–"
+    return f"{r.images_per_second:.2f}" + (" (cached)" if r.speed_source == "cache" else "")
+
+
+def execution_text(e: Execution) -> str:
+    """Who ran the images and how fast, as the end of a sentence: `in this process, at 1.5
+    images/s on 200 images` or `by 2 Ray workers on a local instance: vm:311 at 100.9 images/s on
+    128 images, …`."""
+    def rate(w) -> str:
+        speed = "an unknown rate" if w.images_per_second is None else f"{w.images_per_second:.1f} images/s"
+        return f"at {speed} on {plural(w.images, 'image')}"
+
+    if e.executor == "in-process":
+        return "in this process" + (f", {rate(e.per_worker[0])}" if len(e.per_worker) == 1 else "")
+    where = "a local instance" if e.address == "local" else f"the cluster at {e.address}"
+    text = f"by {plural(e.workers, f'{e.executor.capitalize()} worker')} on {where}"
+    return text + (": " + ", ".join(f"{w.worker} {rate(w)}" for w in e.per_worker) if e.per_worker else "")
+
+
+def reference_text(ref: ReferenceResult) -> str:
+    text = f"{ref.source} ({ref.output}): top-1 {ref.top1:g} %, top-5 {ref.top5:g} %"
+    return text + ("" if ref.applied else f" — not applied: {'; '.join(ref.reasons)}")
+
+
+def selection_text(d: DatasetInfo) -> str:
+    """`200 images`, `1,000 of 50,000 images (class-balanced subset, --limit 1000, seed 0)`, or
+    `all 200 images (--limit 1000 is more than the dataset has)`."""
+    if d.limit is None:
+        return plural(d.selected, "image")
+    if d.selected >= d.listed:
+        return f"all {plural(d.selected, 'image')} (--limit {d.limit:,} is not less than the dataset's {d.listed:,})"
+    return f"{d.selected:,} of {plural(d.listed, 'image')} (class-balanced subset, --limit {d.limit:,}, seed {d.seed})"
+
+
+def compared_text(m: ModelReport) -> str:
+    """`200 images compared`, or per run when they differ (an interrupted run, INT8's excluded images)."""
+    counts = {c.precision: c.images for c in m.comparisons if c.reference == ORIGINAL}
+    if m.interrupted and len(set(counts.values()) | {m.images}) > 1:
+        return "images compared: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())
+    return f"{plural(m.images, 'image')} compared"
