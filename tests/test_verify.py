@@ -20,9 +20,9 @@ from omzconv import verify
 from omzconv.cli import main
 from omzconv.datasets import Record
 from omzconv.errors import DatasetError
-from omzconv.registry import PrecisionTolerance, Reference
+from omzconv.registry import PrecisionTolerance
 from omzconv.verify import (Artefact, ModelArtefacts, VerifyInterrupted, agreement, conversion_checks,
-                            evaluate_model, model_labels, prob_deltas, reference_checks, reference_reasons,
+                            evaluate_model, model_labels, prob_deltas,
                             select_images, set_agreement, topk_correct, topk_ids, wilson_interval)
 
 # --- metrics -------------------------------------------------------------------------------------

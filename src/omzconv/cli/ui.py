@@ -27,6 +27,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Column
 from rich.segment import Segment
 from rich.text import Text
+
+from omzconv.text import plural  # noqa: F401 - re-exported for the commands
 from rich.table import Table
 
 # C0 controls (ESC, BEL, CR, ...) but newline and tab, DEL, and the C1 controls (0x9b is a CSI)
@@ -159,11 +161,6 @@ def print_table(title: str | None, columns: list[str], rows: list[list[Any]],
     for row in cells[1:]:
         table.add_row(*(Text(cell) for cell in row))  # cleaned text, never markup
     stdout.print(table)
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """`1 image`, `2 images`, `1,000 images` (`many` when the plural is not word + s)."""
-    return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
 def info(message: str, quiet: bool) -> None:

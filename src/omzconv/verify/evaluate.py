@@ -44,7 +44,7 @@ from omzconv.verify.artefacts import Artefact, ModelArtefacts, RunnerFactory
 from omzconv.verify.assemble import RunState, model_report
 from omzconv.verify.cache import PredictionCache, image_key
 from omzconv.verify.executors import Executor, InProcess
-from omzconv.verify.report import ORIGINAL, VerifyInterrupted, WorkerSpeed
+from omzconv.verify.report import ORIGINAL, ModelReport, VerifyInterrupted, WorkerSpeed
 from omzconv.verify.selection import Selection, model_labels, strict_error
 from omzconv.verify.work import Job, JobInterrupted, JobResult, RunOutput
 

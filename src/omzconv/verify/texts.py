@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import re
 
+from omzconv.text import plural  # noqa: F401 - re-exported for the renderers
+
 from omzconv.verify.report import (NOT_APPLICABLE, ORIGINAL, Accuracy, Check, Comparison, DatasetInfo, Execution,
                                    ModelReport, ReferenceResult, RunResult)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def plural(count: int, word: str, words: str | None = None) -> str:
-    """`1 image`, `2 images`, `1,000 near-ties` (irregular plurals: pass `words`)."""
-    return f"{count:,} {word if count == 1 else words or word + 's'}"
 
 
 def printable(text: str) -> str:
