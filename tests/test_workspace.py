@@ -254,3 +254,19 @@ def test_artefact_lock_excludes_and_leaves_no_lock_file(tmp_path):
         thread.join(timeout=60)
     assert overlaps == []
     assert os.listdir(final.parent) == []
+
+
+def test_a_linked_file_is_read_through_but_a_linked_folder_is_refused(tmp_path, model):
+    """The last component is a link omzconv replaces or deletes as a link (a user's IR linked in);
+    a linked folder on the way would take writes elsewhere."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "m.xml").write_text("<net/>")
+    workspace = Workspace(tmp_path / "cache", tmp_path / "out")
+    xml = workspace.ir_path(model, "FP32")
+    xml.parent.mkdir(parents=True)
+    xml.symlink_to(elsewhere / "m.xml")
+    assert workspace.ir_path(model, "FP32") == xml
+    (xml.parent.parent / "FP16").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(PathError, match="lies outside"):
+        workspace.ir_path(model, "FP16")

@@ -47,11 +47,14 @@ class Workspace:
         return root / "synthetic" if self.synthetic else root
 
     def inside(self, root: Path, *parts: str) -> Path:
-        """`root / parts...`, checked: resolved (symbolic links, '..'), it must lie strictly under
-        `root` resolved, else PathError. Every path builder below goes through here."""
+        """`root / parts...`, checked: its folder resolved (symbolic links, '..'), it must lie strictly
+        under `root` resolved, else PathError. Every path builder below goes through here.
+
+        The last component is not followed: writing, replacing or deleting a path acts on a link
+        there, never on what it points to (a user's symlinked IR file is read through, not escaped)."""
         path = root.joinpath(*parts)
         try:
-            top, resolved = root.resolve(), path.resolve()
+            top, resolved = root.resolve(), Path(os.path.normpath(path.parent.resolve() / path.name))
         except (OSError, RuntimeError) as exc:
             raise PathError(f"cannot resolve {path}: {exc}") from exc
         if top not in resolved.parents:
