@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
-from verify_memory import ROOT, peak  # the same fresh-process measurement as the verify benchmark
+from verify_memory import ROOT, converted_synthetic, peak  # the same fresh-process measurement as the verify benchmark
 
 
 def main() -> None:
@@ -33,11 +30,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/omzconv-bench"))
     args = parser.parse_args()
 
-    env = {**os.environ, "OMZCONV_CACHE_DIR": str(args.workdir / "cache"),
-           "OMZCONV_OUTPUT_DIR": str(args.workdir / "out")}
-    print(f"converting (not measured) under {args.workdir} …", flush=True)
-    subprocess.run([sys.executable, "-m", "omzconv", "-q", "convert", args.name, "-p", args.precision,
-                    "--synthetic-weights"], env=env, check=True, stdout=subprocess.DEVNULL)
+    env = converted_synthetic(args.workdir, [args.name], "-p", args.precision)
     common = ["--synthetic-weights", "-p", args.precision, "--data-dir", str(args.data_dir)]
     commands = {
         "verify": ["-q", "verify", args.name, *common, "--limit", str(args.images), "--no-cache",

@@ -35,6 +35,16 @@ def peak(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     return usage.ru_maxrss * 1024 / GB, time.perf_counter() - started, process.returncode
 
 
+def converted_synthetic(workdir: Path, names: list[str], *options: str) -> dict[str, str]:
+    """Convert `names` with synthetic weights under `workdir` (not measured); the environment that
+    points omzconv at that workdir, for the measured commands."""
+    env = {**os.environ, "OMZCONV_CACHE_DIR": str(workdir / "cache"), "OMZCONV_OUTPUT_DIR": str(workdir / "out")}
+    print(f"converting (not measured) under {workdir} …", flush=True)
+    subprocess.run([sys.executable, "-m", "omzconv", "-q", "convert", *names, *options, "--synthetic-weights"],
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", default=["vgg_19", "vgg_16", "inception_resnet_v2", "inception_v4"])
@@ -42,11 +52,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/omzconv-bench"))
     args = parser.parse_args()
 
-    env = {**os.environ, "OMZCONV_CACHE_DIR": str(args.workdir / "cache"),
-           "OMZCONV_OUTPUT_DIR": str(args.workdir / "out")}
-    print(f"converting (not measured) under {args.workdir} …", flush=True)
-    subprocess.run([sys.executable, "-m", "omzconv", "-q", "convert", *args.names, "--synthetic-weights"],
-                   env=env, check=True, stdout=subprocess.DEVNULL)
+    env = converted_synthetic(args.workdir, args.names)
     verify = ["-q", "verify", "--synthetic-weights", "--no-cache", "--data-dir", str(args.data_dir)]
 
     rows = []
