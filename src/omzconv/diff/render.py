@@ -1,13 +1,12 @@
 """The diff as a terminal table's rows and as one self-contained HTML page.
 
-The page uses the verify report's look: its stylesheet is read from the verify template and its
-figures are drawn by `verify.plots`' helpers (inline SVG, text as text, same bytes every time).
+The page uses the verify report's look: the same stylesheet (`verify/templates/report.css`), and
+figures drawn by `verify.plots`' helpers (inline SVG, text as text, same bytes every time).
 Template: templates/diff.html.j2 (jinja2, autoescaped).
 """
 
 from __future__ import annotations
 
-import re
 from importlib.resources import files
 from typing import Any
 
@@ -17,8 +16,8 @@ from omzconv.diff.compare import LayerError
 from omzconv.diff.match import unmatched_by_reason
 from omzconv.diff.report import DiffReport, first_divergence, output_error, worst
 
-NAME_WIDTH = 28
-THRESHOLD_INK = "#b91c1c"  # not a run's colour  # characters of a TF layer name in the 80-column table (the tail: the part that differs)
+NAME_WIDTH = 28  # characters of a TF layer name in the 80-column table (the tail: the part that differs)
+THRESHOLD_INK = "#b91c1c"  # not a run's colour
 
 
 def short(name: str, width: int = NAME_WIDTH) -> str:
@@ -37,9 +36,9 @@ TABLE_COLUMNS = ["#", "layer (TensorFlow)", "kind", "rel err", "1âˆ’cos", "max|Î
 def depth_plot(report: DiffReport) -> str:
     """Relative error against depth (the matched layers in the original's topological order), log
     scale, one line per run; the threshold dashed; each run's first divergence ringed."""
-    from omzconv.verify.plots import ACCENT, COLOURS, MUTED, _pyplot, _svg
+    from omzconv.verify.plots import ACCENT, COLOURS, MUTED, figure_svg, styled_pyplot
 
-    plt = _pyplot()
+    plt = styled_pyplot()
     fig, ax = plt.subplots(figsize=(7.2, 3.0))
     palette = [ACCENT, "#059669", "#b45309", "#7c3aed", "#db2777", "#374151"]
     lowest = 1e-8
@@ -61,14 +60,12 @@ def depth_plot(report: DiffReport) -> str:
     ax.grid(color="#e5e7eb", linewidth=0.6)
     ax.tick_params(colors=MUTED)
     ax.set_axisbelow(True)
-    return _svg(fig)
+    return figure_svg(fig)
 
 
 def verify_stylesheet() -> str:
-    """The verify report's CSS, so both pages look alike (one stylesheet, kept in one place)."""
-    text = files("omzconv.verify").joinpath("templates", "report.html.j2").read_text(encoding="utf-8")
-    found = re.search(r"<style>(.*?)</style>", text, re.S)
-    return found.group(1) if found else ""
+    """The verify report's CSS (`verify/templates/report.css`), so both pages look alike."""
+    return files("omzconv.verify").joinpath("templates", "report.css").read_text(encoding="utf-8")
 
 
 def render_html(report: DiffReport) -> str:

@@ -30,7 +30,8 @@ class Interval:
     high: float
 
 
-def _pyplot() -> Any:
+def styled_pyplot() -> Any:
+    """matplotlib.pyplot (Agg) in the reports' house style: the verify report and the diff page share it."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -43,10 +44,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def _svg(fig: Any) -> str:
+def figure_svg(fig: Any) -> str:
+    """`fig` as deterministic inline SVG (no date, no creator), then closed."""
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
-    _pyplot().close(fig)
+    styled_pyplot().close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]  # no XML prolog or doctype inside HTML
 
@@ -61,7 +63,7 @@ def scope_ids(svg: str, prefix: str) -> str:
 def accuracy_plot(intervals: Sequence[Interval], reference: tuple[str, float] | None = None) -> str:
     """Each run's accuracy as a dot with its 95 % Wilson interval; the published reference (label,
     fraction) as a dashed line where it applies."""
-    plt = _pyplot()
+    plt = styled_pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 0.42 * len(intervals) + 0.7))
     y = np.arange(len(intervals))[::-1]
     for yi, iv in zip(y, intervals):
@@ -83,13 +85,13 @@ def accuracy_plot(intervals: Sequence[Interval], reference: tuple[str, float] | 
     ax.set_xlabel("accuracy, % (dot: measured; bar: 95 % Wilson interval)")
     ax.grid(axis="x", color="#e5e7eb", linewidth=0.6)
     ax.set_axisbelow(True)
-    return _svg(fig)
+    return figure_svg(fig)
 
 
 def delta_histogram(series: dict[str, np.ndarray]) -> str:
     """Per-image max |Δp| (one series per comparison, named "RUN vs REFERENCE"; dashed when the
     reference is not the original) on log-spaced bins, log count axis."""
-    plt = _pyplot()
+    plt = styled_pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 2.6))
     values = np.concatenate([np.asarray(v, np.float64) for v in series.values()] or [np.zeros(1)])
     positive = values[values > 0]
@@ -108,4 +110,4 @@ def delta_histogram(series: dict[str, np.ndarray]) -> str:
     ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(color="#e5e7eb", linewidth=0.6)
     ax.set_axisbelow(True)
-    return _svg(fig)
+    return figure_svg(fig)
