@@ -466,18 +466,15 @@ def ensure_quantized(model: Model, workspace: Any, registry: Registry, source: C
     """INT8 IR of `model` in `workspace`, from its FP32 IR with the same input interface (converted
     first if missing, or again, saying so, if its files changed since it was made)."""
     from omzconv.integrity import changed
+    from omzconv.pipeline import ensure_converted, within
     from omzconv.workspace import ir_variant
 
     variant = ir_variant(model, input_type, layout)
     fp32_xml = workspace.ir_path(model, "FP32", variant)
     fp32_meta = read_json(fp32_xml.parent / SIDECAR)
     if not fp32_xml.is_file() or (fp32_meta and changed(ir_files(fp32_xml), fp32_meta)):
-        from omzconv.pipeline import ensure_converted
-
         ensure_converted(model, workspace, registry, "FP32", input_type=input_type, layout=layout,
                          progress=progress, on_stage=on_stage)
     int8_xml = workspace.ir_path(model, PRECISION, variant)
-    from omzconv.pipeline import within
-
     with artefact_lock(int8_xml.parent):
         return quantize(model, fp32_xml, int8_xml, source, on_stage=within(on_stage, "quantize"), **options)
