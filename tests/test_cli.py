@@ -234,7 +234,7 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
 
 
 def test_plural():
-    from omzconv.cli.ui import plural
+    from omzconv.text import plural
 
     assert [plural(1, "near-tie"), plural(2, "near-tie"), plural(1, "image"), plural(1200, "image")] == [
         "1 near-tie", "2 near-ties", "1 image", "1,200 images"]
@@ -474,13 +474,13 @@ def test_stage_display_names_the_stage_and_counts_only_while_counted(monkeypatch
     """`label · stage` on one line; a counted run of stages gets a bar with count and ETA on the line
     below, gone with the next uncounted stage (main: the 8-step bar stayed, ETA `-:--:--`); every
     line fits 80 columns (main: cut)."""
-    from omzconv.cli import ui
+    from omzconv.cli import progress, ui
 
     screen = io.StringIO()
     monkeypatch.setattr(ui, "stderr", ui.SafeConsole(file=screen, force_terminal=True, width=80))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     clock = [1000.0]
-    monkeypatch.setattr(ui.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
 
     def frame() -> list[str]:
         screen.seek(0)
@@ -489,7 +489,7 @@ def test_stage_display_names_the_stage_and_counts_only_while_counted(monkeypatch
         text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "")
         return [line.rstrip() for line in text.splitlines() if line.strip()]
 
-    with ui.stage_status("mobilenet_v1_025_128", quiet=False) as on_stage:
+    with progress.stage_status("mobilenet_v1_025_128", quiet=False) as on_stage:
         on_stage("synthetic weights: loading TensorFlow")
         assert frame()[-1].endswith("mobilenet_v1_025_128 · synthetic weights: loading TensorFlow")
         on_stage("synthetic weights: building graph", 0, 8)
@@ -512,15 +512,15 @@ def test_stage_display_names_the_stage_and_counts_only_while_counted(monkeypatch
 def test_image_and_download_bars_fit_the_terminal(monkeypatch, width):
     """verify's image bar and a download bar, with long labels and rates, never wider than the
     terminal (main: 40-character bars, cut at 80 columns); the label gives way first."""
-    from omzconv.cli import ui
+    from omzconv.cli import progress, ui
 
     screen = io.StringIO()
     monkeypatch.setattr(ui, "stderr", ui.SafeConsole(file=screen, force_terminal=True, width=width))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    with ui.step_progress("verify inception_resnet_v2", 50000, quiet=False, unit="images") as advance:
+    with progress.step_progress("verify inception_resnet_v2", 50000, quiet=False, unit="images") as advance:
         for _ in range(3):
             advance(1000)
-    with ui.transfer_bars(quiet=False) as add:
+    with progress.transfer_bars(quiet=False) as add:
         add("inception_resnet_v2")(12_000_000, 171_177_982)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).replace("\r", "\n")
     lines = {line.rstrip() for line in text.splitlines() if line.strip()}
@@ -529,7 +529,7 @@ def test_image_and_download_bars_fit_the_terminal(monkeypatch, width):
 
 
 def test_eta_is_from_completed_steps_or_nothing():
-    from omzconv.cli.ui import eta_text
+    from omzconv.cli.progress import eta_text
 
     assert eta_text(0, 0, 30, 0, 8) == ""  # nothing completed: no guess
     assert eta_text(0, 10, 10, 2, 8) == "ETA 0:30"
@@ -551,15 +551,15 @@ def test_convert_reports_each_model_when_it_is_done(tmp_path):
 def test_no_download_bar_when_nothing_is_downloaded(monkeypatch):
     from rich.console import Console
 
-    from omzconv.cli import ui
+    from omzconv.cli import progress, ui
 
     screen = io.StringIO()
     monkeypatch.setattr(ui, "stderr", Console(file=screen, force_terminal=True, width=80))
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    with ui.transfer_bars(quiet=False) as add:
+    with progress.transfer_bars(quiet=False) as add:
         add("inception_v4")  # the archive is already there: the library never calls back
     assert "inception_v4" not in screen.getvalue() and "bytes" not in screen.getvalue()
-    with ui.transfer_bars(quiet=False) as add:
+    with progress.transfer_bars(quiet=False) as add:
         add("inception_v4")(512, 1024)
     assert "inception_v4" in screen.getvalue()
 

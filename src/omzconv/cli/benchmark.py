@@ -7,8 +7,9 @@ from dataclasses import asdict
 import click
 
 from omzconv.cli import App
+from omzconv.cli.progress import stage_status, transfer_bars
 from omzconv.cli.ui import (FIXED, NAME, info, ir_interface_options, models_argument, print_json, print_table,
-                            stage_status, synthetic_option, transfer_bars)
+                            synthetic_option)
 from omzconv.errors import UsageError
 
 RUNTIMES = ("openvino", "tensorflow")

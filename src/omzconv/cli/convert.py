@@ -8,8 +8,10 @@ from dataclasses import asdict
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import (FIXED, NAME, TEXT, human_size, info, ir_interface_options, models_argument, plural,
-                            print_json, print_table, stage_status, stdout, synthetic_option, transfer_bars)
+from omzconv.cli.progress import stage_status, transfer_bars
+from omzconv.cli.ui import (FIXED, NAME, TEXT, human_size, info, ir_interface_options, models_argument, print_json,
+                            print_table, stdout, synthetic_option)
+from omzconv.text import plural
 from omzconv.cli.quantize import calibration_options, quantize_models, render, result_json
 
 

@@ -8,8 +8,8 @@ import click
 from rich.markup import escape
 
 from omzconv.cli import App
-from omzconv.cli.ui import (ir_interface_options, json_option, print_json, print_table, stage_status, stdout,
-                            step_progress, synthetic_option)
+from omzconv.cli.progress import stage_status, step_progress
+from omzconv.cli.ui import ir_interface_options, json_option, print_json, print_table, stdout, synthetic_option
 
 INFERENCE = ("f32", "bf16", "f16", "default")
 

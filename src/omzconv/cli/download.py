@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import info, models_argument, print_json, stdout, transfer_bars
+from omzconv.cli.progress import transfer_bars
+from omzconv.cli.ui import info, models_argument, print_json, stdout
 from omzconv.download.security import REQUIRE_HASH_ENV, check_hash_policy
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import (human_size, info, models_argument, print_json, stage_status, synthetic_option,
-                            transfer_bars)
+from omzconv.cli.progress import stage_status, transfer_bars
+from omzconv.cli.ui import human_size, info, models_argument, print_json, synthetic_option
 from omzconv.errors import UsageError
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import (FIXED, NAME, json_option, plural, print_json, print_table, stdout,
-                            synthetic_option)
+from omzconv.cli.ui import FIXED, NAME, json_option, print_json, print_table, stdout, synthetic_option
+from omzconv.text import plural
 from omzconv.registry import Model
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from omzconv.cli import App
-from omzconv.cli.ui import (FIXED, NAME, TEXT, human_size, info, ir_interface_options, models_argument,
-                            print_json, print_table, stage_status, stdout, synthetic_option, transfer_bars)
+from omzconv.cli.progress import stage_status, transfer_bars
+from omzconv.cli.ui import (FIXED, NAME, TEXT, human_size, info, ir_interface_options, models_argument, print_json,
+                            print_table, stdout, synthetic_option)
 from omzconv.quantize import (CALIBRATION_SEED, CALIBRATION_SIZE, CHECK_IMAGES, DEFAULT_DATASET,
                               VALIDATION_SIZE)
 

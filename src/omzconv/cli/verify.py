@@ -12,8 +12,9 @@ from rich.text import Text
 
 from omzconv.cli import INTERRUPTED_EXIT, App
 from omzconv.errors import UsageError
-from omzconv.cli.ui import (HEAD_RULE, info, ir_interface_options, json_option, models_argument, print_json,
-                            stage_status, stderr, stdout, step_progress, synthetic_option, transfer_bars)
+from omzconv.cli.progress import stage_status, step_progress, transfer_bars
+from omzconv.cli.ui import (HEAD_RULE, info, ir_interface_options, json_option, models_argument, print_json, stderr,
+                            stdout, synthetic_option)
 
 
 @click.command("verify", short_help="Original vs converted on ImageNet val: accuracy, agreement, pass/fail.")
