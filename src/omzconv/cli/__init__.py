@@ -52,16 +52,14 @@ class _Group(click.Group):
     """
 
     def invoke(self, ctx: click.Context):
-        from omzconv.cli.ui import clean
-
         try:
             return super().invoke(ctx)
         except UsageError as exc:
-            raise click.UsageError(clean(redact(str(exc)))) from None
-        except OmzconvError as exc:  # redact: a URL's user:password@ never reaches the terminal
-            raise click.ClickException(clean(redact(str(exc)))) from None
+            raise click.UsageError(_shown(str(exc))) from None
+        except OmzconvError as exc:
+            raise click.ClickException(_shown(str(exc))) from None
         except click.ClickException as exc:  # click's own, e.g. a bad option value quoted back
-            exc.message = clean(redact(exc.message))
+            exc.message = _shown(exc.message)
             raise
         except KeyboardInterrupt:
             click.echo("Interrupted: nothing half-written was kept; run the command again to resume.", err=True)
@@ -69,6 +67,13 @@ class _Group(click.Group):
         except BrokenPipeError:
             _stdout_to_devnull()
             ctx.exit(0)
+
+
+def _shown(text: str) -> str:
+    """`text` fit for the terminal: no URL's user:password@, no control characters."""
+    from omzconv.cli.ui import clean
+
+    return clean(redact(text))
 
 
 def _stdout_to_devnull() -> None:
@@ -85,12 +90,10 @@ def _stdout_to_devnull() -> None:
 
 
 class _CleanFormatter(logging.Formatter):
-    """Log lines (warnings from the library, TensorFlow's under -v) without control characters."""
+    """Log lines (warnings from the library, TensorFlow's under -v) as `_shown` as any message."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from omzconv.cli.ui import clean
-
-        return clean(super().format(record))
+        return _shown(super().format(record))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
