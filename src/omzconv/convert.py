@@ -51,6 +51,7 @@ class ConvertResult:
     seconds: float
     size: int
     check: SelfCheck | None
+    kept: dict | None = None  # FP16 with --keep-precision: what was kept in f32 and why (repair.KeptPrecision)
 
 
 def parse_precisions(text: str | Sequence[str], allowed: Sequence[str] = PRECISIONS) -> tuple[str, ...]:
@@ -87,11 +88,16 @@ def convert(
     force: bool = False,
     on_stage: Callable[[str], None] = lambda stage: None,
     pb_sha256: str | None = None,
+    keep: Any = None,
+    repair: Any = None,
 ) -> ConvertResult:
     """Convert `pb_path` to the IR at `xml_path` in `precision`; skip if up to date (an IR whose
     files changed since it was made is made again, saying so). `pb_sha256`: the graph's hash when
-    the caller has just checked it (`pipeline.ensure_graph`), else it is hashed here."""
+    the caller has just checked it (`pipeline.ensure_graph`), else it is hashed here. `keep`: a
+    `repair.KeepRequest` (FP16 only): the layers to keep in f32, `repair` its `RepairSettings`."""
     precision = parse_precisions([precision])[0]
+    if keep is not None and precision != "FP16":
+        raise UsageError(f"--keep-precision applies to FP16 IRs, not {precision}")
     ir_input = ir_input_for(model, input_type, layout)
     if pb_sha256 is None:
         on_stage("hashing frozen graph")
@@ -103,9 +109,11 @@ def convert(
         "input": asdict(ir_input),
         "weights": weights,
         "omzconv_version": __version__,
+        **({"keep_precision": keep.recipe()} if keep is not None else {}),
     }
     if not force and (meta := current_sidecar(xml_path, recipe)):
-        return ConvertResult(model.name, precision, xml_path, True, 0.0, ir_size(xml_path), _stored_check(meta))
+        return ConvertResult(model.name, precision, xml_path, True, 0.0, ir_size(xml_path), _stored_check(meta),
+                             meta.get("keep_precision"))
 
     started = time.perf_counter()
     timings = {}
@@ -119,7 +127,14 @@ def convert(
         tmp_xml = tmp / xml_path.name
         on_stage("saving")
         t0 = time.perf_counter()
-        save_model(ov_model, str(tmp_xml), compress_to_fp16=(precision == "FP16"))
+        kept = None
+        if keep is None:
+            save_model(ov_model, str(tmp_xml), compress_to_fp16=(precision == "FP16"))
+        else:
+            from omzconv.repair import RepairSettings, keep_precision
+
+            kept = keep_precision(model, ov_model, pb_path, tmp_xml, keep, tolerance, outputs,
+                                  repair or RepairSettings(), on_stage).to_dict()
         timings["save"] = round(time.perf_counter() - t0, 3)
         result = None
         if check:
@@ -139,8 +154,9 @@ def convert(
             "stamp": stamp(ir_files(tmp_xml)),
             "check": asdict(result) if result else None,
             "seconds": {**timings, "total": round(seconds, 3)},
+            **({"keep_precision": kept} if keep is not None else {}),
         })
-    return ConvertResult(model.name, precision, xml_path, False, seconds, ir_size(xml_path), result)
+    return ConvertResult(model.name, precision, xml_path, False, seconds, ir_size(xml_path), result, kept)
 
 
 def build_ov_model(model: Model, pb_path: Path, outputs: Sequence[str], ir_input: IRInput) -> Any:

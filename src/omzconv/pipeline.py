@@ -164,14 +164,24 @@ def frozen_weights(model: Model, workspace: Workspace) -> str:
 
 def ensure_converted(model: Model, workspace: Workspace, registry: Registry, precision: str, *,
                      input_type: str | None = None, layout: str | None = None, check: bool = True,
-                     force: bool = False, progress: Progress | None = None, on_stage: Stage = _quiet):
-    """Convert to `precision` (freezing first if there is no frozen graph); skip if up to date."""
+                     force: bool = False, progress: Progress | None = None, on_stage: Stage = _quiet,
+                     keep=None, repair=None):
+    """Convert to `precision` (freezing first if there is no frozen graph); skip if up to date.
+
+    `keep` (FP16): a `repair.KeepRequest`, `repair.NONE` to make a plain FP16 IR, or None: the
+    request the existing FP16 IR was made with, if any (a repaired IR stays repaired, and when it
+    is stale it is made again with the same request). `repair`: `repair.RepairSettings`."""
     from omzconv.convert import convert
+    from omzconv.repair.record import NONE, inherited
 
     pb_path, pb_sha256 = ensure_graph(model, workspace, progress=progress, on_stage=on_stage)
     xml_path = workspace.ir_path(model, precision, ir_variant(model, input_type, layout))
     with artefact_lock(xml_path.parent):
-        return convert(model, pb_path, xml_path, precision,
+        if precision != "FP16":
+            keep = None
+        elif keep is None:
+            keep = inherited(xml_path)
+        return convert(model, pb_path, xml_path, precision, keep=None if keep == NONE else keep, repair=repair,
                        outputs=frozen_outputs(model, workspace),
                        tolerance=registry.tolerances.precisions[precision],
                        weights=frozen_weights(model, workspace), input_type=input_type, layout=layout,

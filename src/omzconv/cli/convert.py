@@ -25,10 +25,20 @@ from omzconv.cli.quantize import calibration_options, quantize_models, render, r
 @click.option("-f", "--force", is_flag=True, help="Convert again even if the IR is up to date.")
 @click.option("-n", "--dry-run", is_flag=True, help="Print what would be done; do nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--keep-precision", "keep_precision", metavar="auto|LAYER,…|none",
+              help="FP16: keep layers in f32 — `auto`: the fewest of `omzconv diff`'s top-ranked layers that bring "
+                   "held-out images within the FP16 tolerance; or TensorFlow layer names as `diff` reports them; "
+                   "`none`: a plain FP16 IR. Not given: an FP16 IR repaired earlier is kept so (or redone so).")
+@click.option("--repair-images", type=click.IntRange(min=1), default=8, show_default=True,
+              help="--keep-precision: images diff ranks the layers on (--data-dir's, else procedural).")
+@click.option("--held-out-images", type=click.IntRange(min=1), default=16, show_default=True,
+              help="--keep-precision: other images the result is judged on.")
+@click.option("--speed-seconds", type=click.FloatRange(min=0), default=3.0, show_default=True,
+              help="--keep-precision: seconds per timed loop comparing the IR's speed with the plain FP16 IR's (0: skip).")
 @calibration_options
 @click.pass_obj
 def command(app: App, names, all_models, synthetic, precisions, input_type, layout, no_check, force,
-            dry_run, as_json, **calibration) -> None:
+            dry_run, as_json, keep_precision, repair_images, held_out_images, speed_seconds, **calibration) -> None:
     """Convert NAME... (or --all) to OpenVINO IR in <output-dir>/<name>/<PRECISION>/<name>.xml.
 
     \b
@@ -38,13 +48,26 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
       FP32: max |Δ| of softmax probabilities ≤ 1e-4;  FP16: same top-1 class
       (tolerances in models.yaml).
     INT8 is quantized from the FP32 IR on real calibration images (see `omzconv quantize --help`).
+    With --keep-precision the FP16 IR keeps the chosen layers' weights (and ops) in f32; it stays
+    in <output-dir>/<name>/FP16/, its omzconv.json says what was kept and why.
     """
     from omzconv.convert import parse_precisions
+    from omzconv.errors import UsageError
     from omzconv.pipeline import ensure_converted
+    from omzconv.repair import NONE, RepairSettings, parse_keep
     from omzconv.workspace import ir_variant
 
     models = app.registry.select(names, all_models)
     wanted = parse_precisions(precisions, ("FP32", "FP16", "INT8"))
+    keep = parse_keep(keep_precision)
+    if keep not in (None, NONE) and "FP16" not in wanted:
+        raise UsageError("--keep-precision applies to the FP16 IR; add FP16 to -p")
+    repair = RepairSettings(None, repair_images, held_out_images, speed_seconds=speed_seconds)
+    if keep not in (None, NONE) and keep.mode == "auto" and calibration["data_dir"] is not None:
+        from omzconv.quantize import load_calibration_source
+
+        repair = RepairSettings(load_calibration_source(app.registry, calibration["dataset"], calibration["data_dir"]),
+                                repair_images, held_out_images, speed_seconds=speed_seconds)
     calibration_source = None
     if "INT8" in wanted:  # made from FP32; a missing dataset fails here, before any work
         from omzconv.quantize import load_calibration_source
@@ -68,7 +91,8 @@ def command(app: App, names, all_models, synthetic, precisions, input_type, layo
             for precision in wanted:
                 done.append(ensure_converted(
                     model, workspace, app.registry, precision, input_type=input_type, layout=layout,
-                    check=not no_check, force=force, progress=add_bar(model.name), on_stage=on_stage))
+                    check=not no_check, force=force, progress=add_bar(model.name), on_stage=on_stage,
+                    keep=keep, repair=repair))
         results += done
         info(finished_line(model.name, done, time.perf_counter() - started, number, len(models)),
              app.quiet or as_json)
@@ -102,3 +126,30 @@ def render_converted(results, synthetic: bool) -> None:
     print_table(title, ["model", "IR", "size", "time", "self-check"], rows, kinds=[NAME, FIXED, FIXED, FIXED, TEXT])
     for r in results:
         stdout.print(f"{r.model} {r.path.parent.name}: {r.path}", soft_wrap=True)
+        if r.kept:
+            for line in kept_lines(r.kept, r.skipped):
+                stdout.print(f"  {line}", soft_wrap=True)
+
+
+def _set(result: dict) -> str:
+    return f"top-1 {result['top1_agreement']:.0%}, max |Δp| {result['max_prob_delta']:.1e}"
+
+
+def kept_lines(kept: dict, earlier: bool) -> list[str]:
+    """What --keep-precision kept and why, before → after on both image sets, and the speed."""
+    layers = kept["layers"]
+    head = (f"kept {plural(len(layers), 'layer')} in f32 ({plural(len(kept['ops']), 'IR op')}, "
+            f"{plural(kept['weights_kept'], 'weight')}): {', '.join('/'.join(n.split('/')[-2:]) for n in layers[:4])}"
+            + (" …" if len(layers) > 4 else "") if layers else "kept no layer in f32")
+    lines = [f"{head} — {kept['reason']}" + (" [repaired earlier; --keep-precision none undoes it]" if earlier else "")]
+    tol = kept["tolerance"]
+    for name, label in (("held_out", "held-out"), ("ranking", "ranking")):
+        r = kept["results"][name]
+        lines.append(f"{label} ({plural(r['after']['images'], 'image')}): {_set(r['before'])} → {_set(r['after'])} "
+                     f"(tolerance: max |Δp| ≤ {tol['max_prob_delta']:g}, top-1 kept where margin > {tol['tie_margin']:g})")
+    if kept.get("speed"):
+        sp = kept["speed"]
+        lines.append(f"speed: {sp['ratio']:.2f}× the plain FP16 IR's throughput ({sp['kept_images_per_s']:.0f} vs "
+                     f"{sp['plain_images_per_s']:.0f} img/s; latency {sp['kept_latency_ms']:.2f} vs "
+                     f"{sp['plain_latency_ms']:.2f} ms; computed in {sp['executed_in']})")
+    return lines

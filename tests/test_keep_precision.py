@@ -1,0 +1,187 @@
+"""convert -p FP16 --keep-precision: the `precise` IR mark, the ranking-prefix search, the tolerance
+judged, and on the synthetic mobilenet_v1_025_128: auto, named layers, inherit, none, too tight."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from omzconv.diff.match import OV_AFFINE, OV_JOINS, OV_KINDS, Graph, Node
+from omzconv.errors import UsageError
+from omzconv.registry import PrecisionTolerance
+from omzconv.repair import NONE, KeepRequest, parse_keep
+from omzconv.repair.auto import judge, search
+from omzconv.repair.mark import PRECISE, layer_ops, mark_xml, weight_ops
+
+MODEL = "mobilenet_v1_025_128"
+
+XML = b"""<?xml version="1.0"?>
+<net name="m" version="11"><layers>
+<layer id="0" name="w" type="Const" version="opset1"><data element_type="f32" shape="1" offset="0" size="4"/>
+<output><port id="0" precision="FP32"/></output></layer>
+<layer id="1" name="conv" type="Convolution" version="opset1"><data strides="1, 1"/><input/><output/></layer>
+<layer id="2" name="relu" type="Relu" version="opset1"><rt_info><attribute name="fused_names" version="0"/></rt_info>
+<input/><output/></layer>
+</layers><edges/><rt_info><omzconv><model value="m"/></omzconv></rt_info></net>"""
+
+
+def _attrs(xml: bytes, layer: str) -> list[str]:
+    import xml.etree.ElementTree as ET
+
+    node = next(x for x in ET.fromstring(xml).iter("layer") if x.get("name") == layer)
+    return [a.get("name") for a in node.iter("attribute")]
+
+
+def test_mark_xml_marks_exactly_the_named_layers():
+    out = mark_xml(XML, ["w", "relu"])
+    assert _attrs(out, "w") == [PRECISE] and _attrs(out, "conv") == []
+    assert _attrs(out, "relu") == ["fused_names", PRECISE]  # added to the existing rt_info
+    assert b'<model value="m"' in out  # the model's own rt_info survives
+    assert mark_xml(out, ["w"]).count(b'name="precise"') == 2  # marking twice adds nothing
+    with pytest.raises(ValueError, match="no IR layer named nope"):
+        mark_xml(XML, ["nope"])
+
+
+def test_a_layers_ops_are_its_tail_its_op_and_their_constants():
+    nodes = [("p", "Parameter", []), ("w", "Constant", []), ("conv", "Convolution", ["p", "w"]),
+             ("b", "Constant", []), ("add", "Add", ["conv", "b"]), ("relu", "Relu", ["add"]), ("res", "Result", ["relu"])]
+    g = Graph({n: Node(n, op, [(i, 0) for i in ins], [(4, 8, 8)]) for n, op, ins in nodes}, "p", "res",
+              OV_KINDS, OV_JOINS, OV_AFFINE, nchw=True)
+    assert layer_ops(g, "add") == ["add", "b", "conv", "w"]  # the conv layer ends at its bias
+    assert weight_ops(g, layer_ops(g, "add")) == ["b", "w"]
+    assert layer_ops(g, "relu") == ["relu"]
+
+
+def test_search_finds_the_smallest_passing_prefix_in_few_trials():
+    for needed in (1, 2, 3, 17, 99, 100):
+        calls = []
+
+        def passes(k, needed=needed):
+            calls.append(k)
+            return k >= needed
+        assert search(100, passes) == needed
+        assert len(calls) <= 2 * 7 + 1, calls
+    assert search(100, lambda k: False) is None
+
+
+def test_judge_applies_the_tolerance_and_ignores_near_ties():
+    tol = PrecisionTolerance(top1_pp=0.3, max_prob_delta=0.01, tie_margin=0.05)
+    ref = np.array([[0.7, 0.2, 0.1], [0.401, 0.399, 0.2]])
+    swapped_tie = np.array([[0.7, 0.2, 0.1], [0.399, 0.401, 0.2]])  # a near-tie flips: allowed
+    assert judge(ref, swapped_tie, tol).passed and judge(ref, swapped_tie, tol).top1_agreement == 0.5
+    flipped = np.array([[0.2, 0.7, 0.1], [0.401, 0.399, 0.2]])
+    result = judge(ref, flipped, tol)
+    assert not result.passed and result.changed == 1 and result.max_prob_delta == pytest.approx(0.5)
+    assert not judge(ref, ref + 0.02, tol).passed
+
+
+def test_parse_keep():
+    assert parse_keep(None) is None and parse_keep("None") == NONE
+    assert parse_keep("auto") == KeepRequest("auto")
+    assert parse_keep("a, b,a") == KeepRequest("layers", ("a", "b"))
+    with pytest.raises(UsageError):
+        parse_keep(" , ")
+
+
+# --- on the synthetic mobilenet ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def repair_ws(artefacts, tmp_path_factory):
+    """A workspace of its own (the session's FP16 IR stays plain): the session's frozen graph copied,
+    and a registry whose FP16 tolerance (max |Δp| ≤ 5e-3) the plain FP16 IR fails."""
+    artefacts.frozen(MODEL)
+    ws = artefacts.workspace
+    root = tmp_path_factory.mktemp("keep")
+    src = ws.frozen_path(artefacts.model(MODEL)).parent
+    dst = root / "out" / src.relative_to(ws.output_dir)
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("FP16", "FP32", "INT8"))
+    text = (artefacts.registry.path).read_text()
+    tight = text.replace("FP16: {top1_pp: 0.3, max_prob_delta: 0.1,", "FP16: {top1_pp: 0.3, max_prob_delta: 5.0e-3,")
+    assert tight != text
+    (root / "models.yaml").write_text(tight)
+    args = ["--models", str(root / "models.yaml"), "--cache-dir", str(ws.cache_dir), "-o", str(root / "out"), "-q",
+            "convert", MODEL, "--synthetic-weights", "-p", "FP16"]
+    return root, args, dst / "FP16" / f"{MODEL}.xml"
+
+
+def _convert(args, *extra):
+    from omzconv.cli import main
+
+    return CliRunner().invoke(main, [*args, *extra], catch_exceptions=False)
+
+
+def _types(xml):
+    from omzconv.repair.mark import f32_weights
+
+    return f32_weights(xml)
+
+
+@pytest.mark.slow
+def test_keep_precision_auto_named_inherited_none(repair_ws):
+    from omzconv.repair import kept_precision
+
+    root, args, xml = repair_ws
+    fast = ["--repair-images", "4", "--held-out-images", "8", "--speed-seconds", "0.2", "--json"]
+    result = _convert(args, "--keep-precision", "auto", *fast)
+    assert result.exit_code == 0, result.output
+    [r] = json.loads(result.output)
+    kept = r["kept"]
+    assert kept["mode"] == "auto" and 1 <= len(kept["layers"]) < 28, kept["layers"]
+    held = kept["results"]["held_out"]
+    assert not held["before"]["passed"] and held["before"]["max_prob_delta"] > 5e-3  # the plain IR fails
+    assert held["after"]["passed"] and held["after"]["max_prob_delta"] <= 5e-3 and held["after"]["images"] == 8
+    assert kept["results"]["ranking"]["after"]["images"] == 4
+    keys = kept["image_keys"]
+    assert len(set(keys["ranking"])) == 4 and len(set(keys["held_out"])) == 8
+    assert not set(keys["ranking"]) & set(keys["held_out"])
+    tried = {t["layers"]: t["passed"] for t in kept["tried"]}
+    k = len(kept["layers"])
+    assert tried[k] and (k == 1 or tried[k - 1] is False)  # the fewest: one layer fewer was judged and failed
+    assert kept["speed"]["ratio"] > 0
+    assert kept_precision(xml)["layers"] == kept["layers"]
+    types = _types(xml)
+    assert sum(t == "f32" for t in types.values()) == kept["weights_kept"] >= 1
+    meta = json.loads((xml.parent / "omzconv.json").read_text())
+    assert meta["recipe"]["keep_precision"] == {"mode": "auto"}
+
+    plain_again = _convert(args, "--json")  # no --keep-precision: the repair stays
+    assert json.loads(plain_again.output)[0]["skipped"] and kept_precision(xml)["layers"] == kept["layers"]
+
+    names = ["Conv2d_0/Conv2D", "MobilenetV1/MobilenetV1/Conv2d_5_depthwise/depthwise"]
+    named = _convert(args, "--keep-precision", ",".join(names), "--speed-seconds", "0", "--json")
+    assert named.exit_code == 0, named.output
+    kept = json.loads(named.output)[0]["kept"]
+    assert kept["layers"] == ["MobilenetV1/MobilenetV1/Conv2d_0/Conv2D", names[1]]
+    assert kept["speed"] is None and kept["weights_kept"] == 4  # two (weights, folded BatchNorm bias) pairs
+    types = _types(xml)
+    f32 = sorted(name for name, t in types.items() if t == "f32")
+    weights = [op for op in kept["ops"] if op in types]
+    assert f32 == sorted(weights) and len(f32) == 4
+    assert sum(t == "f16" for t in types.values()) == len(types) - 4 > 50
+
+    before = xml.with_suffix(".bin").read_bytes()
+    bad = _convert(args, "--keep-precision", "Conv2d_0/Conv2D,Conv2d_99_pointwise")
+    assert bad.exit_code == 2 and "'Conv2d_99_pointwise' is not a matched layer" in bad.output
+    assert "omzconv diff" in bad.output and xml.with_suffix(".bin").read_bytes() == before  # nothing written
+
+    none = _convert(args, "--keep-precision", "none", "--json")
+    assert json.loads(none.output)[0]["kept"] is None and kept_precision(xml) is None
+    assert set(_types(xml).values()) == {"f16"}
+
+
+@pytest.mark.slow
+def test_keep_precision_auto_says_when_even_every_layer_is_not_enough(repair_ws):
+    root, args, xml = repair_ws
+    impossible = root / "impossible.yaml"
+    impossible.write_text((root / "models.yaml").read_text().replace("max_prob_delta: 5.0e-3,", "max_prob_delta: 1.0e-9,"))
+    args = [a if a != str(root / "models.yaml") else str(impossible) for a in args]
+    before = xml.with_suffix(".bin").read_bytes() if xml.is_file() else None
+    result = _convert(args, "--keep-precision", "auto", "--repair-images", "2", "--held-out-images", "2")
+    assert result.exit_code == 1
+    assert "even keeping all 28 ranked layers in f32" in result.output and "nothing was replaced" in result.output
+    assert (xml.with_suffix(".bin").read_bytes() if xml.is_file() else None) == before
