@@ -185,3 +185,76 @@ def test_keep_precision_auto_says_when_even_every_layer_is_not_enough(repair_ws)
     assert result.exit_code == 1
     assert "even keeping all 28 ranked layers in f32" in result.output and "nothing was replaced" in result.output
     assert (xml.with_suffix(".bin").read_bytes() if xml.is_file() else None) == before
+
+
+# --- INT8: what NNCF reverted, beside diff's ranking --------------------------------------------------
+
+
+def test_the_ops_nncf_reverted_are_read_from_its_own_report_message():
+    """The message NNCF 3.4 logs at the end of accuracy control, made by its own formatter."""
+    import logging
+    from types import SimpleNamespace
+
+    from omzconv.quantize import _reverted_ops, import_nncf
+
+    import_nncf()
+    from nncf.quantization.algorithms.accuracy_control.algorithm import _create_message
+
+    ops = [SimpleNamespace(node_name="Multiply_20"), SimpleNamespace(node_name="Multiply_41")]
+    nncf_log = logging.getLogger("nncf")
+    with _reverted_ops() as found:
+        nncf_log.info("Accuracy drop: 0.25 (DropType.ABSOLUTE)")
+        nncf_log.info("Total number of quantized operations in the model: 27")
+        nncf_log.info("Algorithm completed: achieved required accuracy drop 0.0 (DropType.ABSOLUTE)")
+        nncf_log.info(f"2 out of 27 were reverted back to the floating-point precision:\n{_create_message(ops)}")
+    assert found["ops"] == (("Multiply_20", "Multiply_41"), 27)
+    with _reverted_ops() as found:
+        nncf_log.info("Accuracy drop: 0.0 (DropType.ABSOLUTE)")  # within max_drop: no restoring at all
+    assert found["ops"] == ((), None)
+    with _reverted_ops() as found:
+        nncf_log.info("Accuracy drop: 0.25 (DropType.ABSOLUTE)")
+        nncf_log.info("Total number of quantized operations in the model: 27")
+        nncf_log.info("All layers have been checked and the AccuracyAwareQuantization will not be able to ...")
+    assert "ops" not in found  # unknown, not "none"
+
+
+@pytest.mark.slow
+def test_int8_diff_matches_fake_quantize_and_shows_what_nncf_reverted(repair_ws, artefacts, shared_dir):
+    from omzconv.cli.diff import nncf_lines
+    from omzconv.diff import RunSpec, diff_run, load_images
+    from omzconv.diff.nncf import nncf_reverted
+    from omzconv.ovcompat import import_openvino
+    from omzconv.quantize import ensure_quantized, load_calibration_source
+    from omzconv.runners import TFRunner
+    from omzconv.workspace import Workspace
+
+    root, _, _ = repair_ws
+    model = artefacts.model(MODEL)
+    ws = Workspace(artefacts.workspace.cache_dir, root / "out", synthetic=True)
+    source = load_calibration_source(artefacts.registry, "imagenet-val", shared_dir / "imagenet-sample")
+    result = ensure_quantized(model, ws, artefacts.registry, source, calibration_size=8, max_drop=100.0,
+                              validation_size=8, check_images=0)
+    assert result.accuracy_control.reverted == ()  # within 100 pp at once: NNCF said it reverted nothing
+    ov_model = import_openvino().Core().read_model(str(result.path))
+    assert sum(op.get_type_name() == "FakeQuantize" for op in ov_model.get_ordered_ops()) >= 28
+    first_conv = next(op.get_friendly_name() for op in ov_model.get_ordered_ops() if op.get_type_name() == "Convolution")
+
+    pixels, _ = load_images(model, artefacts.registry, None, 2)
+    runner = TFRunner(model, [model.default_outputs[0].name], pb_path=ws.frozen_path(model))
+    try:
+        run = diff_run(model, runner, RunSpec("INT8", "INT8", result.path, "f32"), pixels)
+    finally:
+        runner.close()
+    assert run.matching.fraction == 1.0  # FakeQuantize walked through like any single-input op
+    assert max(e.rel_error for e in run.layers) > 1e-3  # and INT8 is measurably not FP32
+    found = nncf_reverted(run)
+    assert found["reverted"] == [] and found["ranked_layers"] == 57 and len(found["diff_top"]) == 5
+    assert "reverted no op" in nncf_lines(run)[0]
+
+    sidecar = result.path.parent / "omzconv.json"  # as if NNCF had reverted the first convolution
+    meta = json.loads(sidecar.read_text())
+    meta["accuracy_control"].update(reverted=[first_conv], quantized_ops=28)
+    sidecar.write_text(json.dumps(meta))
+    [reverted] = nncf_reverted(run)["reverted"]
+    assert reverted["tf_node"] == "MobilenetV1/MobilenetV1/Conv2d_0/Conv2D" and 1 <= reverted["diff_rank"] <= 57
+    assert "reverted 1 of 28 quantized ops to float: " + first_conv in nncf_lines(run)[0]

@@ -95,6 +95,27 @@ def render(report) -> None:
                          f"{first.rel_error:.2e}")
         stdout.print(f"  output relative error {out.rel_error:.2e}; matched {matched} of {m.tf_layers} layers "
                      f"({m.fraction:.0%})" if out else f"  matched {matched} of {m.tf_layers} layers")
+        for line in nncf_lines(run):
+            stdout.print(f"  {escape(line)}", soft_wrap=True)
         if run.spec.inference_precision != run.executed_in and run.spec.inference_precision != "default":
             stdout.print(f"  [yellow]asked for {run.spec.inference_precision}, OpenVINO computed in "
                          f"{run.executed_in} on this CPU[/]")
+
+
+def nncf_lines(run) -> list[str]:
+    """An INT8 IR quantized with accuracy control: what NNCF reverted to float, beside diff's ranking."""
+    from omzconv.diff.nncf import nncf_reverted
+    from omzconv.diff.render import short
+
+    found = nncf_reverted(run)
+    if found is None:
+        return []
+    top = ", ".join(short(e["tf_node"], 30) for e in found["diff_top"])
+    if found["reverted"] is None:
+        return [f"NNCF accuracy control: which ops it reverted is unknown (its log did not say); diff's top: {top}"]
+    if not found["reverted"]:
+        return [f"NNCF accuracy control reverted no op (drop within {found['max_drop_pp']:g} pp); diff's top: {top}"]
+    ops = ", ".join(f"{r['ir_op']} = {short(r['tf_node'] or '?', 30)} (diff rank {r['diff_rank'] or '–'} of "
+                    f"{found['ranked_layers']})" for r in found["reverted"])
+    return [f"NNCF accuracy control reverted {len(found['reverted'])} of {found['quantized_ops'] or '?'} "
+            f"quantized ops to float: {ops}", f"diff's top: {top}"]

@@ -83,6 +83,10 @@ def render(results, synthetic: bool) -> None:
             stdout.print(f"{r.model}: accuracy control: top-1 {a.top1_fp32:.1f} → {a.top1_int8:.1f} %, drop "
                          f"{a.drop_pp:.2f} pp on {a.images} held-out images ({'within' if a.met else 'NOT within'} "
                          f"{a.max_drop_pp:g} pp)")
+            if a.reverted is not None:
+                stdout.print(f"{r.model}: NNCF reverted {len(a.reverted)} of {a.quantized_ops or '?'} quantized ops to "
+                             f"float{': ' + ', '.join(a.reverted) if a.reverted else ''} (`omzconv diff {r.model} -p "
+                             "INT8` ranks them among the layers)", soft_wrap=True)
         stdout.print(f"{r.model} {r.path.parent.name}: {r.path}", soft_wrap=True)
 
 

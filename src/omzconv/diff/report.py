@@ -46,6 +46,13 @@ def _layer(e: LayerError) -> dict[str, Any]:
             "error_before": e.before, "gain": e.gain}
 
 
+def _nncf(run: RunDiff) -> dict[str, Any]:
+    from omzconv.diff.nncf import nncf_reverted
+
+    found = nncf_reverted(run)
+    return {"nncf_reverted": found} if found is not None else {}
+
+
 def to_dict(report: DiffReport) -> dict[str, Any]:
     runs = []
     for run in report.runs:
@@ -62,6 +69,7 @@ def to_dict(report: DiffReport) -> dict[str, Any]:
             "worst": [_layer(e) for e in worst(run)],
             "layers": [_layer(e) for e in run.layers],
             "groups": run.groups, "seconds": round(run.seconds, 3),
+            **_nncf(run),
         })
     return {"tool": report.tool, "model": report.model, "weights": report.weights, "images": report.images,
             "image_source": report.image_source, "threshold": report.threshold, "runs": runs}
