@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from omzconv.diff.match import OV_AFFINE, OV_JOINS, OV_KINDS, Graph, Node
+from omzconv.diff.match import OV_AFFINE, OV_JOINS, OV_KINDS, TF_AFFINE, TF_JOINS, TF_KINDS, Graph, Node, match
 from omzconv.errors import UsageError
 from omzconv.registry import PrecisionTolerance
 from omzconv.repair import NONE, KeepRequest, parse_keep
@@ -54,6 +54,27 @@ def test_a_layers_ops_are_its_tail_its_op_and_their_constants():
     assert layer_ops(g, "add") == ["add", "b", "conv", "w"]  # the conv layer ends at its bias
     assert weight_ops(g, layer_ops(g, "add")) == ["b", "w"]
     assert layer_ops(g, "relu") == ["relu"]
+
+
+def test_nested_concats_match_the_one_concat_openvino_merges_them_into():
+    """Inception-v4's Mixed_7 blocks concat two convolutions inside a branch, then the branches;
+    OpenVINO merges the two into one concat (found when `--keep-precision auto` ranked 1 layer of v4)."""
+    def graph(nodes, kinds, joins, affine, nchw):
+        return Graph({n: Node(n, op, [(i, 0) for i in ins], [shape]) for n, op, ins, shape in nodes},
+                     nodes[0][0], nodes[-1][0], kinds, joins, affine, nchw=nchw)
+
+    tf = graph([("in", "Placeholder", [], (8, 8, 3)), ("w", "Const", [], None),
+                ("c1", "Conv2D", ["in", "w"], (8, 8, 4)), ("c2", "Conv2D", ["in", "w"], (8, 8, 4)),
+                ("c3", "Conv2D", ["in", "w"], (8, 8, 4)), ("inner", "ConcatV2", ["c2", "c3", "w"], (8, 8, 8)),
+                ("outer", "ConcatV2", ["c1", "inner", "w"], (8, 8, 12)), ("res", "Result", ["outer"], (8, 8, 12))],
+               TF_KINDS, TF_JOINS, TF_AFFINE, False)
+    ov = graph([("p", "Parameter", [], (3, 8, 8)), ("k", "Constant", [], None),
+                ("x1", "Convolution", ["p", "k"], (4, 8, 8)), ("x2", "Convolution", ["p", "k"], (4, 8, 8)),
+                ("x3", "Convolution", ["p", "k"], (4, 8, 8)), ("cat", "Concat", ["x1", "x2", "x3"], (12, 8, 8)),
+                ("r", "Result", ["cat"], (12, 8, 8))], OV_KINDS, OV_JOINS, OV_AFFINE, True)
+    m = match(tf, ov)
+    assert {x.tf_node: x.ov_node for x in m.layers if x.kind == "conv"} == {"c1": "x1", "c2": "x2", "c3": "x3"}
+    assert set(m.unmatched) == {"inner"} and "folded into the concat" in m.unmatched["inner"]
 
 
 def test_search_finds_the_smallest_passing_prefix_in_few_trials():

@@ -165,6 +165,21 @@ def _signature(g: Graph, anchors: dict[str, list[str]], name: str, depth: int, m
     return memo[key]
 
 
+def _flat_concat(g: Graph, anchors: dict[str, list[str]], name: str, feeds: list[str]) -> tuple[list[str], list[str]]:
+    """A concat's inputs with every concat feeding only it replaced by that concat's inputs, as
+    OpenVINO merges nested concats (Inception-v4's Mixed_7 branches); and the concats folded."""
+    flat: list[str] = []
+    folded: list[str] = []
+    for f in feeds:
+        if g.kind(f) == "concat" and g.consumers.get(f, []) == [name]:
+            inner, inner_folded = _flat_concat(g, anchors, f, anchors.get(f, []))
+            flat += inner
+            folded += [f, *inner_folded]
+        else:
+            flat.append(f)
+    return flat, folded
+
+
 def match(tf: Graph, ov: Graph) -> Matching:
     """Pair the layers of `tf` (the original) with those of `ov` (the IR), from the output up."""
     ta, oa = _anchors(tf), _anchors(ov)
@@ -183,6 +198,12 @@ def match(tf: Graph, ov: Graph) -> Matching:
         pairs[t] = o
         taken.add(o)
         tin, oin = ta.get(t, []), oa.get(o, [])
+        if len(tin) != len(oin) and tf.kind(t) == "concat" == ov.kind(o):
+            flat, folded = _flat_concat(tf, ta, t, tin)
+            if len(flat) == len(oin):
+                tin = flat
+                for f in folded:
+                    unmatched.setdefault(f, "a concat folded into the concat taking it (one concat in the IR)")
         if len(tin) != len(oin):
             for f in tin:
                 unmatched.setdefault(f, f"its consumer has {len(tin)} inputs in TensorFlow, {len(oin)} in the IR")
