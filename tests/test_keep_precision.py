@@ -279,3 +279,15 @@ def test_int8_diff_matches_fake_quantize_and_shows_what_nncf_reverted(repair_ws,
     [reverted] = nncf_reverted(run)["reverted"]
     assert reverted["tf_node"] == "MobilenetV1/MobilenetV1/Conv2d_0/Conv2D" and 1 <= reverted["diff_rank"] <= 57
     assert "reverted 1 of 28 quantized ops to float: " + first_conv in nncf_lines(run)[0]
+
+
+@pytest.mark.slow
+def test_keep_precision_auto_keeps_nothing_when_the_plain_ir_is_within_tolerance(repair_ws, artefacts):
+    root, args, xml = repair_ws
+    args = [a if a != str(root / "models.yaml") else str(artefacts.registry.path) for a in args]  # FP16: 0.1
+    result = _convert(args, "--keep-precision", "auto", "--repair-images", "2", "--held-out-images", "4", "--json")
+    assert result.exit_code == 0, result.output
+    kept = json.loads(result.output)[0]["kept"]
+    assert kept["layers"] == [] and kept["ops"] == [] and kept["speed"] is None and kept["tried"] == []
+    assert "within its tolerance" in kept["reason"] and kept["results"]["held_out"]["before"]["passed"]
+    assert set(_types(xml).values()) == {"f16"}
