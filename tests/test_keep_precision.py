@@ -168,10 +168,12 @@ def test_keep_precision_auto_named_inherited_none(repair_ws):
     types = _types(xml)
     assert sum(t == "f32" for t in types.values()) == kept["weights_kept"] >= 1
     meta = json.loads((xml.parent / "omzconv.json").read_text())
-    assert meta["recipe"]["keep_precision"] == {"mode": "auto"}
+    assert meta["recipe"]["keep_precision"] == {"mode": "auto", "tolerance": {"max_prob_delta": 5e-3, "tie_margin": 0.05}}
 
-    plain_again = _convert(args, "--json")  # no --keep-precision: the repair stays
-    assert json.loads(plain_again.output)[0]["skipped"] and kept_precision(xml)["layers"] == kept["layers"]
+    plain_again = _convert(args)  # no --keep-precision: the repair stays, and says so
+    assert plain_again.exit_code == 0 and "up to date" in plain_again.output
+    assert "[repaired earlier; --keep-precision none undoes it]" in plain_again.output
+    assert kept_precision(xml)["layers"] == kept["layers"]
 
     names = ["Conv2d_0/Conv2D", "MobilenetV1/MobilenetV1/Conv2d_5_depthwise/depthwise"]
     named = _convert(args, "--keep-precision", ",".join(names), "--speed-seconds", "0", "--json")

@@ -109,7 +109,7 @@ def convert(
         "input": asdict(ir_input),
         "weights": weights,
         "omzconv_version": __version__,
-        **({"keep_precision": keep.recipe()} if keep is not None else {}),
+        **({"keep_precision": keep.recipe(tolerance)} if keep is not None else {}),
     }
     if not force and (meta := current_sidecar(xml_path, recipe)):
         return ConvertResult(model.name, precision, xml_path, True, 0.0, ir_size(xml_path), _stored_check(meta),

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict
 
 import click
+from rich.markup import escape
 
 from omzconv.cli import App
 from omzconv.cli.progress import stage_status, transfer_bars
@@ -128,7 +129,7 @@ def render_converted(results, synthetic: bool) -> None:
         stdout.print(f"{r.model} {r.path.parent.name}: {r.path}", soft_wrap=True)
         if r.kept:
             for line in kept_lines(r.kept, r.skipped):
-                stdout.print(f"  {line}", soft_wrap=True)
+                stdout.print(f"  {escape(line)}", soft_wrap=True)
 
 
 def _set(result: dict) -> str:

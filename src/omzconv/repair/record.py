@@ -23,8 +23,13 @@ class KeepRequest:
     mode: str  # "auto" or "layers"
     layers: tuple[str, ...] = ()
 
-    def recipe(self) -> dict[str, Any]:
-        return {"mode": self.mode, **({"layers": list(self.layers)} if self.mode == "layers" else {})}
+    def recipe(self, tolerance: Any) -> dict[str, Any]:
+        """What the FP16 IR's recipe records: `auto` with the tolerance it aims at (a changed
+        tolerance makes the IR stale), or the layers."""
+        if self.mode == "layers":
+            return {"mode": self.mode, "layers": list(self.layers)}
+        return {"mode": self.mode, "tolerance": {"max_prob_delta": tolerance.max_prob_delta,
+                                                 "tie_margin": tolerance.tie_margin}}
 
     @classmethod
     def from_recipe(cls, data: dict[str, Any] | None) -> KeepRequest | None:
