@@ -293,3 +293,24 @@ def test_keep_precision_auto_keeps_nothing_when_the_plain_ir_is_within_tolerance
     assert kept["layers"] == [] and kept["ops"] == [] and kept["speed"] is None and kept["tried"] == []
     assert "within its tolerance" in kept["reason"] and kept["results"]["held_out"]["before"]["passed"]
     assert set(_types(xml).values()) == {"f16"}
+
+
+def test_ranking_and_held_out_images_share_none(registry, shared_dir):
+    """With a dataset: quantize's class-balanced split (ranking) and a subset of the rest (held out);
+    without: procedural pictures of two seeds."""
+    from omzconv.quantize import load_calibration_source, record_key
+    from omzconv.repair.auto import image_sets
+
+    model = registry.model(MODEL)
+    source = load_calibration_source(registry, "imagenet-val", shared_dir / "imagenet-sample")
+    sets = image_sets(model, source, 4, 6)
+    assert sets.ranking.shape == (4, 128, 128, 3) and sets.held_out.shape == (6, 128, 128, 3)
+    assert len(set(sets.ranking_keys)) == 4 and len(set(sets.held_out_keys)) == 6
+    assert not set(sets.ranking_keys) & set(sets.held_out_keys)
+    assert set(sets.ranking_keys) | set(sets.held_out_keys) <= {record_key(r) for r in source.records}
+    labels = {record_key(r): r.label for r in source.records}
+    assert len({labels[k] for k in sets.ranking_keys}) == 4  # class-balanced: four classes
+    assert image_sets(model, source, 4, 6).held_out_keys == sets.held_out_keys  # seeded
+    procedural = image_sets(model, None, 3, 3)
+    assert not set(procedural.ranking_keys) & set(procedural.held_out_keys)
+    assert not np.array_equal(procedural.ranking, procedural.held_out)
