@@ -218,23 +218,24 @@ def test_the_ops_nncf_reverted_are_read_from_its_own_report_message():
     import logging
     from types import SimpleNamespace
 
-    from omzconv.quantize import _reverted_ops, import_nncf
+    from omzconv.nncf_reverted import reverted_ops
+    from omzconv.quantize import import_nncf
 
     import_nncf()
     from nncf.quantization.algorithms.accuracy_control.algorithm import _create_message
 
     ops = [SimpleNamespace(node_name="Multiply_20"), SimpleNamespace(node_name="Multiply_41")]
     nncf_log = logging.getLogger("nncf")
-    with _reverted_ops() as found:
+    with reverted_ops() as found:
         nncf_log.info("Accuracy drop: 0.25 (DropType.ABSOLUTE)")
         nncf_log.info("Total number of quantized operations in the model: 27")
         nncf_log.info("Algorithm completed: achieved required accuracy drop 0.0 (DropType.ABSOLUTE)")
         nncf_log.info(f"2 out of 27 were reverted back to the floating-point precision:\n{_create_message(ops)}")
     assert found["ops"] == (("Multiply_20", "Multiply_41"), 27)
-    with _reverted_ops() as found:
+    with reverted_ops() as found:
         nncf_log.info("Accuracy drop: 0.0 (DropType.ABSOLUTE)")  # within max_drop: no restoring at all
     assert found["ops"] == ((), None)
-    with _reverted_ops() as found:
+    with reverted_ops() as found:
         nncf_log.info("Accuracy drop: 0.25 (DropType.ABSOLUTE)")
         nncf_log.info("Total number of quantized operations in the model: 27")
         nncf_log.info("All layers have been checked and the AccuracyAwareQuantization will not be able to ...")

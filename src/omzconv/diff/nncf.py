@@ -2,7 +2,7 @@
 
 `omzconv quantize --max-drop` records in the INT8 IR's sidecar which ops
 `nncf.quantize_with_accuracy_control` returned to float (`accuracy_control.reverted`, IR friendly
-names, read from NNCF's log: see `quantize._reverted_ops`). Here each of those ops is placed in the
+names, read from NNCF's log: see `omzconv.nncf_reverted`). Here each of those ops is placed in the
 diff layer it belongs to (the layer's op, its affine tail and their constants) and that layer's
 rank in diff's ranking (the error it adds, largest first) — two independent opinions of which
 layers quantization hurts, side by side.
