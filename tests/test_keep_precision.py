@@ -315,3 +315,17 @@ def test_ranking_and_held_out_images_share_none(registry, shared_dir):
     procedural = image_sets(model, None, 3, 3)
     assert not set(procedural.ranking_keys) & set(procedural.held_out_keys)
     assert not np.array_equal(procedural.ranking, procedural.held_out)
+
+
+def test_a_later_convert_inherits_the_request_its_fp16_ir_was_made_with(tmp_path):
+    from omzconv.repair.record import inherited
+
+    tol = PrecisionTolerance(top1_pp=0.3, max_prob_delta=5e-3, tie_margin=0.05)
+    xml = tmp_path / "FP16" / "m.xml"
+    xml.parent.mkdir()
+    assert inherited(xml) is None  # no IR yet: plain
+    for request in (KeepRequest("auto"), KeepRequest("layers", ("a/Conv2D", "b"))):
+        (xml.parent / "omzconv.json").write_text(json.dumps({"recipe": {"keep_precision": request.recipe(tol)}}))
+        assert inherited(xml) == request
+    (xml.parent / "omzconv.json").write_text(json.dumps({"recipe": {"precision": "FP16"}}))
+    assert inherited(xml) is None  # a plain FP16 IR stays plain
