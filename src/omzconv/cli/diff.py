@@ -91,8 +91,8 @@ def render(report) -> None:
             stdout.print(f"  no layer above relative error {report.threshold:g}")
         else:
             stdout.print(f"  first divergence (> {report.threshold:g}): layer {first.layer.index} "
-                         f"{escape(short(first.layer.tf_node, 44))} ({first.layer.kind}), relative error "
-                         f"{first.rel_error:.2e}")
+                         f"({first.layer.kind}), relative error {first.rel_error:.2e}")
+            stdout.print(f"    {escape(short(first.layer.tf_node, 74))}")  # on its own line: fits 80 columns
         stdout.print(f"  output relative error {out.rel_error:.2e}; matched {matched} of {m.tf_layers} layers "
                      f"({m.fraction:.0%})" if out else f"  matched {matched} of {m.tf_layers} layers")
         if run.spec.inference_precision != run.executed_in and run.spec.inference_precision != "default":
