@@ -119,6 +119,28 @@ def test_texts_say_what_the_cpu_does_and_what_a_run_measured():
     assert "in bf16 by default" in bf16 and "not f32" in bf16 and "--inference-precision f32,default" in bf16
 
 
+def test_benchmark_rows_name_each_execution_in_80_columns(monkeypatch, capsys):
+    """`OpenVINO FP16@default` whole at 80 columns (with the old `req×batch` header it ended `FP16@def…`)."""
+    import io
+
+    from rich.console import Console
+
+    from omzconv.benchmark import Measurement, ModelBenchmark, Timing
+    from omzconv.cli import benchmark, ui
+
+    screen = io.StringIO()
+    monkeypatch.setattr(ui, "stdout", Console(file=screen, width=80, highlight=False))
+    t = Timing("latency", None, 1, 4, 100, 10.0, 21.35, 25.04, 1881.1)
+    rows = [Measurement("openvino", p, "x", "f32", t, t, 46000.0, run_name(p, ip), ip)
+            for p, ip in (("FP32", "f32"), ("FP32", "bf16"), ("FP16", "default"))]
+    benchmark.render(ModelBenchmark("inception_resnet_v2", 22.227, "synthetic", rows, []))
+    lines = screen.getvalue().splitlines()
+    assert max(map(len, lines)) <= 80, screen.getvalue()
+    assert [line.split()[:3] for line in lines if line.startswith("OpenVINO")] == [
+        ["OpenVINO", "FP32", "f32"], ["OpenVINO", "FP32@bf16", "f32"], ["OpenVINO", "FP16@default", "f32"]]
+    assert "this CPU has no bf16: FP32@bf16 ran in f32" in " ".join(capsys.readouterr().err.split())
+
+
 # --- runs, caches, reports (fake runners) ----------------------------------------------------------
 
 class Fake:

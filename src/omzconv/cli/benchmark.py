@@ -103,7 +103,7 @@ def _machine() -> dict:
 
 
 RUNTIME_NAMES = {"openvino": "OpenVINO", "tensorflow": "TensorFlow"}
-COLUMNS = ["run", "computes", "p50 ms", "p90 ms", "img/s", "req×batch", "GFLOP/s", "vs FP32"]
+COLUMNS = ["run", "computes", "p50 ms", "p90 ms", "img/s", "req×b", "GFLOP/s", "vs FP32"]  # req×b: requests × batch
 KINDS = [NAME, FIXED, FIXED, FIXED, FIXED, FIXED, FIXED, FIXED]
 
 
