@@ -236,6 +236,21 @@ def test_worst_images_put_changed_top1_first_then_the_largest_delta():
     assert worst_images(data, "FP16", 3).tolist() == [3, 1, 0]  # changed (|Δp| 0.2, 0.1), then 0.5; 4 unmeasured
 
 
+def test_runs_to_explain_are_irs_that_failed_against_the_original_or_changed_a_top1(tmp_path, small, images,
+                                                                                     registry):
+    factory = lambda model, a, outputs: Fake(noise=0.3 if "@" in a.name else 0.0)  # noqa: E731
+    m = evaluate_model(small, fakes(tmp_path, "bf16"), images, registry.tolerances, runner_factory=factory)
+    assert m.passed and verify.to_explain(m) == []  # nothing changed: nothing to explain
+    m.comparisons = [dataclasses.replace(c, top1_agreement=0.9) if c.precision == "FP32@bf16" else c
+                     for c in m.comparisons]  # as if one image in ten had changed its top-1 class
+    assert [(r.name, why) for r, why in verify.to_explain(m)] == [("FP32@bf16", "disagreed")]
+    published = verify.Check("original vs TF-Slim published", "|Δ top-1| to reference", 3.0, "<=", 0.5, "pp", "failed")
+    bad = verify.Check("FP32 vs original", "max |Δp|", 0.5, "<=", 1e-3, "p", "failed")
+    m.checks = [published, bad, *m.checks]
+    assert [(r.name, why) for r, why in verify.to_explain(m)][:1] == [("FP32", "failed")]
+    assert "original" not in [r.name for r, _ in verify.to_explain(m)]
+
+
 def test_reports_say_the_cpu_default_each_runs_execution_and_how_to_explain_it(tmp_path, small, images, registry):
     factory = lambda model, a, outputs: Fake(noise=0.3 if "@" in a.name else 0.0)  # noqa: E731
     m = evaluate_model(small, fakes(tmp_path, "f32"), images, registry.tolerances, runner_factory=factory)

@@ -26,12 +26,16 @@ MAX_IMAGES = 8  # images a failed run is diffed on (each runs every layer in bot
 
 
 def to_explain(m: ModelReport) -> list[tuple[RunResult, str]]:
-    """The IR runs to explain, in the report's order: each that failed a check ("failed"), else each
-    whose top-1 differs from the original's on some image ("disagreed")."""
-    failed = {c.subject.split(" vs ")[0] for c in m.checks if c.failed}
+    """The IR runs to explain, in the report's order: each that failed a check against the original
+    ("failed"; not one against a published accuracy, which diff cannot explain), else each whose
+    top-1 differs from the original's on some image ("disagreed")."""
+    against = f" vs {ORIGINAL}"
+    failed = {c.subject.removesuffix(against) for c in m.checks if c.failed and c.subject.endswith(against)}
     agree = {c.precision: c.top1_agreement for c in m.comparisons if c.reference == ORIGINAL}
     out = []
     for r in m.runs:
+        if r.runtime != "openvino":
+            continue
         if r.name in failed:
             out.append((r, "failed"))
         elif agree.get(r.name) is not None and agree[r.name] < 1:
