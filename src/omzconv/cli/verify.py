@@ -104,11 +104,11 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     workspace = app.workspace(synthetic)
     models = registry.select(names, all_models) if names or all_models else _converted_models(app, workspace)
     wanted = parse_precisions(precisions, ("FP32", "FP16", "INT8"))
-    cpu_default = cpu_default_precision()
-    plan = plan_runs(wanted, inference_precisions, cpu_default)
     spec = registry.dataset(dataset)
     root = resolve_data_dir(spec, data_dir, f"{spec.name}: verify needs the images")
     selection = select_images(spec, root, limit=limit, seed=seed, strict=strict)
+    cpu_default = cpu_default_precision()
+    plan = plan_runs(wanted, inference_precisions, cpu_default)  # IR precision × execution precision
     found = selection.info
     if not app.quiet:
         stderr.print(f"{spec.name}: {escape(found.found)}", soft_wrap=True)
@@ -145,8 +145,7 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
                                              layout=layout, calibration=calibration,
                                              calibration_size=calibration_size, progress=add_bar(model.name),
                                              on_stage=on_stage)
-            artefacts = with_runs(artefacts, [r for r in plan if r.precision in
-                                              {a.name for a in artefacts.converted}], executed_precision)
+            artefacts = with_runs(artefacts, plan, executed_precision)
             with ExitStack() as bars:
                 advance = [lambda n: None]
 
