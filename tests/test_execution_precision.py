@@ -273,6 +273,31 @@ def test_reports_say_the_cpu_default_each_runs_execution_and_how_to_explain_it(t
         assert json.loads(json.dumps(report.to_dict()))["cpu_default"] == cpu
 
 
+def test_on_a_cpu_whose_default_is_bf16_verify_adds_fp32_at_default_and_says_so(tmp_path, images, monkeypatch):
+    """This CPU's default is f32: the bf16 case with OpenVINO's answers replaced (main: verify pins f32
+    and says nothing of what a default deployment computes)."""
+    import omzconv.execution as execution
+
+    monkeypatch.setattr(execution, "cpu_default_precision", lambda: "bf16")
+    monkeypatch.setattr(execution, "executed_precision", lambda asked: "f32" if asked == "f32" else "bf16")
+    monkeypatch.setattr(verify, "ensure_artefacts", lambda model, ws, reg, precisions, **kw: ModelArtefacts(
+        "out", "synthetic", Artefact("original", "tensorflow", tmp_path / "m.pb", "sha256:" + "a" * 64),
+        tuple(Artefact(p, "openvino", tmp_path / f"{p}.xml", SHA) for p in precisions)))
+    monkeypatch.setattr("omzconv.verify.work.open_runner", lambda model, a, outputs: Fake())
+    result = CliRunner().invoke(main, ["-o", str(tmp_path / "o"), "verify", "inception_v4", "--synthetic-weights",
+                                       "--data-dir", str(tmp_path / "val"), "--report", str(tmp_path / "r.json"),
+                                       "--no-cache"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["cpu_default"] == "bf16"
+    runs = {r["name"]: r for r in data["models"][0]["runs"]}
+    assert list(runs) == ["original", "FP32", "FP32@default", "FP16"]
+    assert (runs["FP32@default"]["executed"], runs["FP32@default"]["tolerance"]) == ("bf16", "FP32@bf16")
+    out = " ".join(result.output.split())
+    assert cpu_default_text("bf16") in out and "FP32@default: asked default, computed in bf16" in out
+    assert "omzconv verify NAME --inference-precision f32,default" in (tmp_path / "r.md").read_text()
+
+
 # --- end to end, mobilenet_v1_025_128 ------------------------------------------------------------
 
 def _verify(ws, shared_dir, report: Path, *args: str):
