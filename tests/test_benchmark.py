@@ -53,7 +53,7 @@ def test_json_schema_and_arithmetic(bench_out) -> None:
     assert set(data) == {"settings", "models"}
     settings = data["settings"]
     assert settings["seconds"] == 0.3 and settings["synthetic"] is True and settings["tf_batch"] == 2
-    assert settings["inference_precision"] == "default" and settings["openvino_version"]
+    assert settings["inference_precisions"] == ["f32"] and settings["openvino_version"]
     [m] = data["models"]
     assert (m["model"], m["gflops"], m["weights"]) == (MODEL, GFLOPS, "synthetic")
     assert [(x["runtime"], x["precision"]) for x in m["measurements"]] == [("openvino", "FP32"), ("tensorflow", "FP32")]
@@ -61,7 +61,8 @@ def test_json_schema_and_arithmetic(bench_out) -> None:
     assert f"omzconv quantize {MODEL} --data-dir DIR --synthetic-weights" in m["missing"][0]["reason"]
     timing_keys = {"mode", "hint", "batch", "requests", "iterations", "seconds", "median_ms", "p90_ms", "images_per_s"}
     for x in m["measurements"]:
-        assert set(x) == {"runtime", "precision", "path", "inference_precision", "latency", "throughput", "gflops_per_s"}
+        assert set(x) == {"runtime", "precision", "path", "inference_precision", "latency", "throughput", "gflops_per_s",
+                          "run", "requested"}
         lat, thr = x["latency"], x["throughput"]
         assert set(lat) == set(thr) == timing_keys
         assert (lat["mode"], thr["mode"]) == ("latency", "throughput")

@@ -206,3 +206,6 @@ def test_diff_command_json_table_and_page(artefacts, tmp_path):
     table = CliRunner(env={"COLUMNS": "80"}).invoke(main, args, catch_exceptions=False)
     assert table.exit_code == 0 and "matched 57 of 57 layers" in table.output
     assert max(len(line) for line in table.output.splitlines() if not line.startswith("HTML")) <= 80
+    lines = table.output.splitlines()
+    first = next(i for i, line in enumerate(lines) if "first divergence" in line)
+    assert "relative error" in lines[first] and lines[first + 1].startswith("    ")  # the name, indented

@@ -265,3 +265,30 @@ def _diversity(logits: np.ndarray) -> dict[str, float]:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_generation_holds_its_temporary_and_clears_what_a_killed_one_left(tmp_path, monkeypatch) -> None:
+    import os
+    import time
+
+    import omzconv.synthetic as synthetic
+    from omzconv.fileutil import STALE_AFTER, _unheld
+
+    model = load_registry().model("inception_v4")  # archived as its checkpoint
+    archive = tmp_path / "m.tar.gz"
+    killed = tmp_path / f".{archive.name}.k1ll3d.tmp"  # a generation killed mid-way
+    killed.mkdir()
+    (killed / "half.ckpt").write_bytes(b"half")
+    os.utime(killed, (time.time() - STALE_AFTER - 5,) * 2)
+    seen = []
+
+    def fake_checkpoint(model, path, *, seed, on_stage):
+        seen.append((path.parent, _unheld(path.parent)))
+        path.write_bytes(b"weights")
+
+    monkeypatch.setattr(synthetic, "write_synthetic_checkpoint", fake_checkpoint)
+    make_synthetic_archive(model, archive)
+    (temp, unheld), = seen
+    assert temp.name.startswith(f".{archive.name}.") and not unheld  # a later run leaves it alone
+    assert not killed.exists() and not temp.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [archive.name]

@@ -3,10 +3,11 @@
 OpenVINO: latency is one request at a time with the LATENCY hint (median and 90th percentile of
 the runtime's own per-request timing); throughput uses the THROUGHPUT hint with the compiled
 model's optimal number of requests in an `AsyncInferQueue`, counted the way `benchmark_app`
-counts it (iterations / wall time of the loop, inputs prepared once). Threads, streams and the
-execution precision are the runtime's choice (on CPUs with AMX or AVX512-BF16 the CPU plugin runs
-FP32 IRs in bf16 unless told otherwise; `inference_precision` records what it used and can
-override it). TensorFlow: batch-1 latency and batched throughput of `session.run`.
+counts it (iterations / wall time of the loop, inputs prepared once). Threads and streams are the
+runtime's choice; the execution precision is asked per run (`omzconv.execution`: `FP32` pinned to
+f32, `FP32@bf16`, `FP32@default` the plugin's own choice — bf16 on CPUs with AMX or AVX512-BF16),
+and each measurement records what OpenVINO computed in. TensorFlow: batch-1 latency and batched
+throughput of `session.run`.
 
 Inputs are random but seeded, of the model's shape and element type: speed does not depend on
 pixel values. Every loop warms up first, then runs until `seconds` have passed (or exactly
@@ -62,6 +63,8 @@ class Measurement:
     latency: Timing
     throughput: Timing
     gflops_per_s: float  # throughput x the model's GFLOPs per image
+    run: str = ""  # IR precision × execution precision asked: "FP32", "FP32@bf16" (execution.run_name)
+    requested: str = "f32"  # the execution precision asked: f32, bf16, f16 or default
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,10 @@ def random_input(shape: Sequence[int], element_type: str, seed: int = DEFAULT_SE
 # --- OpenVINO --------------------------------------------------------------------------------------
 
 
-def _compile(core: Any, ov_model: Any, hint: str, inference_precision: str | None) -> Any:
-    config = {"PERFORMANCE_HINT": hint}
-    if inference_precision:
-        config["INFERENCE_PRECISION_HINT"] = inference_precision
-    return core.compile_model(ov_model, "CPU", config)
+def _compile(core: Any, ov_model: Any, hint: str, inference_precision: str) -> Any:
+    from omzconv.execution import hint_config
+
+    return core.compile_model(ov_model, "CPU", {"PERFORMANCE_HINT": hint, **hint_config(inference_precision)})
 
 
 def _input_tensor(ov: Any, compiled: Any, seed: int) -> Any:
@@ -180,25 +182,28 @@ def _batch(compiled: Any) -> int:
 
 
 def benchmark_ir(model: Model, xml_path: Path, precision: str, *, seconds: float = DEFAULT_SECONDS,
-                 iterations: int | None = None, seed: int = DEFAULT_SEED, inference_precision: str | None = None,
+                 iterations: int | None = None, seed: int = DEFAULT_SEED, inference_precision: str = "f32",
                  on_stage: Stage = _quiet) -> Measurement:
-    """Latency and throughput of one IR on the CPU."""
+    """Latency and throughput of one IR on the CPU, computed in `inference_precision` (f32: the IR
+    as written; `default`: the plugin's choice)."""
+    from omzconv.execution import executed_of, run_name
     from omzconv.ovcompat import import_openvino
 
     ov = import_openvino()
     core = ov.Core()
     ov_model = core.read_model(str(xml_path))
-    on_stage(f"OpenVINO {precision} latency")
+    name = run_name(precision, inference_precision)
+    on_stage(f"OpenVINO {name} latency")
     compiled = _compile(core, ov_model, "LATENCY", inference_precision)
-    executed = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+    executed = executed_of(compiled)
     latency = measure_latency(compiled, seconds, iterations, seed)
     del compiled
-    on_stage(f"OpenVINO {precision} throughput")
+    on_stage(f"OpenVINO {name} throughput")
     compiled = _compile(core, ov_model, "THROUGHPUT", inference_precision)
     throughput = measure_throughput(compiled, seconds, iterations, seed)
     del compiled
     return Measurement("openvino", precision, str(xml_path), executed, latency, throughput,
-                       round(throughput.images_per_s * model.gflops, 2))
+                       round(throughput.images_per_s * model.gflops, 2), name, inference_precision)
 
 
 # --- TensorFlow --------------------------------------------------------------------------------
@@ -232,7 +237,7 @@ def benchmark_frozen_graph(model: Model, pb_path: Path, outputs: Sequence[str], 
         runner.close()
     latency, throughput = timings
     return Measurement("tensorflow", "FP32", str(pb_path), "f32", latency, throughput,
-                       round(throughput.images_per_s * model.gflops, 2))
+                       round(throughput.images_per_s * model.gflops, 2), "original")
 
 
 # --- per model ---------------------------------------------------------------------------------
@@ -241,11 +246,15 @@ def benchmark_frozen_graph(model: Model, pb_path: Path, outputs: Sequence[str], 
 def benchmark_model(model: Model, workspace: Workspace, registry: Registry, *,
                     precisions: Sequence[str] = PRECISIONS, runtimes: Sequence[str] = RUNTIMES,
                     seconds: float = DEFAULT_SECONDS, iterations: int | None = None, seed: int = DEFAULT_SEED,
-                    tf_batch: int = TF_BATCH, inference_precision: str | None = None,
-                    input_type: str | None = None, layout: str | None = None,
+                    tf_batch: int = TF_BATCH, inference_precisions: Sequence[str] = (),
+                    cpu_default: str = "f32", input_type: str | None = None, layout: str | None = None,
                     progress: Any = None, on_stage: Stage = _quiet) -> ModelBenchmark:
     """Every requested precision's IR (FP32/FP16 converted if missing; INT8 only if present), with the
-    input interface `input_type`/`layout` select (default: models.yaml's), and the frozen graph."""
+    input interface `input_type`/`layout` select (default: models.yaml's), computed in each of
+    `inference_precisions` (none: as `execution.plan_runs` decides with `cpu_default`), and the frozen
+    graph."""
+    from omzconv.execution import plan_runs
+
     from omzconv.pipeline import ensure_converted, ensure_graph, frozen_outputs
     from omzconv.workspace import ir_variant
 
@@ -265,9 +274,10 @@ def benchmark_model(model: Model, workspace: Workspace, registry: Registry, *,
                     continue
                 ensure_converted(model, workspace, registry, precision, input_type=input_type, layout=layout,
                                  progress=progress, on_stage=on_stage)
-            measurements.append(benchmark_ir(model, xml, precision, seconds=seconds, iterations=iterations,
-                                                    seed=seed, inference_precision=inference_precision,
-                                                    on_stage=on_stage))
+            for run in plan_runs([precision], inference_precisions, cpu_default):
+                measurements.append(benchmark_ir(model, xml, precision, seconds=seconds, iterations=iterations,
+                                                 seed=seed, inference_precision=run.inference_precision,
+                                                 on_stage=on_stage))
     if "tensorflow" in runtimes:
         pb_path, _ = ensure_graph(model, workspace, progress=progress, on_stage=on_stage)
         measurements.append(benchmark_frozen_graph(

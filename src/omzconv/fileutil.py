@@ -168,7 +168,7 @@ def _check_replaceable(final: Path, marker: str) -> None:
 
 
 @contextmanager
-def _temp_dir(final: Path) -> Iterator[Path]:
+def held_temp_dir(final: Path) -> Iterator[Path]:
     """A new, held ``.<final>.<random>.tmp`` directory; removed on the way out unless renamed."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TEMP_SUFFIX, dir=final.parent))
     fd = _hold(tmp)
@@ -191,14 +191,14 @@ def atomic_dir(final: Path, marker: str = DIR_MARKER) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(final)
     _check_replaceable(final, marker)  # before the work, and again before the swap
-    with _temp_dir(final) as tmp:
+    with held_temp_dir(final) as tmp:
         (tmp / marker).touch()
         yield tmp
         if not (final.exists() or final.is_symlink()):
             os.replace(tmp, final)
             return
         _check_replaceable(final, marker)
-        with _temp_dir(final) as aside:  # the old one goes inside a held temporary, then away
+        with held_temp_dir(final) as aside:  # the old one goes inside a held temporary, then away
             os.replace(final, aside / "old")
             try:
                 os.replace(tmp, final)

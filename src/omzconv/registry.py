@@ -24,6 +24,7 @@ from omzconv.errors import ConfigError, UnknownModelError, UsageError
 MODELS_ENV = "OMZCONV_MODELS"
 HASH_LENGTHS = {"md5": 32, "sha256": 64, "sha384": 96}
 PRECISIONS = ("FP32", "FP16", "INT8")
+EXECUTED = ("bf16", "f16")  # what an IR may be computed in besides f32: tolerance keys FP32@bf16, FP16@f16, ...
 
 
 @dataclass(frozen=True)
@@ -546,9 +547,11 @@ def _reference(node: _Node, outputs: set[str]) -> Reference:
 def _tolerances(node: _Node) -> Tolerances:
     t = node.mapping(["reference_pp", "precisions"])
     precisions = {}
+    allowed = (*PRECISIONS, *(f"{p}@{e}" for p in PRECISIONS for e in EXECUTED))
     for precision, p_node in t["precisions"].items():
-        if precision not in PRECISIONS:
-            raise p_node.error(f"unknown precision (allowed: {', '.join(PRECISIONS)})")
+        if precision not in allowed:
+            raise p_node.error(f"unknown precision (allowed: {', '.join(PRECISIONS)}, or one of them computed in "
+                               f"{' or '.join(EXECUTED)}, e.g. FP32@bf16)")
         p = _Node(p_node.value, node.file, f"tolerances.precisions.{precision}").mapping(
             ["top1_pp", "max_prob_delta", "tie_margin"], ["self_check"])
         check = p["self_check"].mapping([], ["max_prob_delta", "top1", "tie_margin"]) if "self_check" in p else {}

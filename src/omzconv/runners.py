@@ -228,6 +228,9 @@ class OVRunner:
         ov_model = core.read_model(str(xml_path))
         self.input = ir_input_of(ov_model)
         self.compiled = core.compile_model(ov_model, "CPU", compile_config(hint, config))
+        from omzconv.execution import executed_of
+
+        self.executed = executed_of(self.compiled)  # what OpenVINO computes in: f32, bf16 or f16
         self._ports = {name: self.compiled.output(name) for name in self.outputs}
         self.request = self.compiled.create_infer_request()
 

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from omzconv.fileutil import atomic_path
+from omzconv.fileutil import atomic_path, held_temp_dir, remove_stale_temps
 from omzconv.registry import Model
 
 BN_IMAGES = 32  # one training-mode batch: its statistics become the moving mean / variance
@@ -101,15 +101,16 @@ def make_synthetic_archive(
     """
     archive_path = Path(archive_path)
     archive_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{archive_path.name}.", dir=archive_path.parent) as tmp:
-        checkpoint = Path(tmp) / (model.checkpoint or f"{model.name}.ckpt")
+    remove_stale_temps(archive_path)  # what a killed generation left
+    with held_temp_dir(archive_path) as tmp:
+        checkpoint = tmp / (model.checkpoint or f"{model.name}.ckpt")
         write_synthetic_checkpoint(model, checkpoint, seed=seed, on_stage=on_stage)
         members = [(checkpoint, model.checkpoint)] if model.checkpoint else []
         if model.source == "frozen_graph":
             from omzconv.freeze import frozen_graph_def
 
             on_stage("freezing the synthetic checkpoint")
-            graph = Path(tmp) / model.frozen_graph
+            graph = tmp / model.frozen_graph
             graph_def = frozen_graph_def(model, checkpoint, [o.name for o in model.outputs])
             graph.write_bytes(graph_def.SerializeToString(deterministic=True))
             del graph_def

@@ -8,8 +8,8 @@ import click
 
 from omzconv.cli import App
 from omzconv.cli.progress import stage_status, transfer_bars
-from omzconv.cli.ui import (FIXED, NAME, info, ir_interface_options, models_argument, print_json, print_table,
-                            synthetic_option)
+from omzconv.cli.ui import (FIXED, NAME, inference_precision_option, info, ir_interface_options, models_argument,
+                            print_json, print_table, synthetic_option)
 from omzconv.errors import UsageError
 
 RUNTIMES = ("openvino", "tensorflow")
@@ -36,15 +36,14 @@ def _runtimes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[s
               help="Run exactly this many iterations instead (excludes --time).")
 @click.option("--tf-batch", type=click.IntRange(min=1), default=8, show_default=True,
               help="Batch size of the TensorFlow throughput measurement.")
-@click.option("--inference-precision", type=click.Choice(["f32", "bf16", "f16"]),
-              help="Make OpenVINO compute in this precision [default: the CPU plugin's choice, bf16 on CPUs with "
-                   "AMX or AVX512-BF16, else f32].")
+@inference_precision_option("[default: f32, the IR as written; on a CPU whose default is not f32, FP32@default "
+                            "too]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input pixels.")
 @ir_interface_options
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
 def command(app: App, names, all_models, synthetic, precisions, runtimes, seconds, iterations, tf_batch,
-            inference_precision, seed, input_type, layout, as_json) -> None:
+            inference_precisions, seed, input_type, layout, as_json) -> None:
     """Measure NAME... (or --all): latency (LATENCY hint, one request) and throughput (THROUGHPUT hint,
     the optimal number of parallel requests) of each IR, and the original frozen graph in TensorFlow
     (batch-1 latency, batched throughput). Prints the model's GFLOPs per image and the GFLOP/s reached.
@@ -52,9 +51,12 @@ def command(app: App, names, all_models, synthetic, precisions, runtimes, second
     \b
     Inputs are random (seeded) pixels of the right shape and type. Close other work first: on a
     shared CPU the figures drop with the load. Threads and streams are the runtime's choice.
+    Each IR precision × --inference-precision is its own row (FP32, FP32@bf16, ...), with what
+    OpenVINO computed it in.
     """
     from omzconv.benchmark import DEFAULT_SECONDS, benchmark_model
     from omzconv.convert import parse_precisions
+    from omzconv.execution import cpu_default_precision
 
     if seconds is not None and iterations is not None:
         raise UsageError("--time and --iterations exclude each other")
@@ -64,21 +66,27 @@ def command(app: App, names, all_models, synthetic, precisions, runtimes, second
     models = app.registry.select(names, all_models)
     wanted = parse_precisions(precisions, ("FP32", "FP16", "INT8"))
     workspace = app.workspace(synthetic)
+    cpu_default = cpu_default_precision() if "openvino" in runtimes else None
     results = []
     for model in models:
         with transfer_bars(app.quiet) as add_bar, stage_status(model.name, app.quiet) as on_stage:
             results.append(benchmark_model(
                 model, workspace, app.registry, precisions=wanted, runtimes=runtimes, seconds=seconds,
-                iterations=iterations, seed=seed, tf_batch=tf_batch, inference_precision=inference_precision,
-                input_type=input_type, layout=layout, progress=add_bar(model.name), on_stage=on_stage))
+                iterations=iterations, seed=seed, tf_batch=tf_batch, inference_precisions=inference_precisions,
+                cpu_default=cpu_default or "f32", input_type=input_type, layout=layout, progress=add_bar(model.name), on_stage=on_stage))
     if as_json:
         print_json({
             "settings": {"seconds": seconds, "iterations": iterations, "seed": seed, "tf_batch": tf_batch,
-                         "inference_precision": inference_precision or "default", "synthetic": synthetic,
+                         "inference_precisions": list(inference_precisions) or ["f32"],
+                         "cpu_default_precision": cpu_default, "synthetic": synthetic,
                          **_machine()},
             "models": [asdict(r) for r in results],
         })
         return
+    if cpu_default:
+        from omzconv.execution import cpu_default_text
+
+        info(cpu_default_text(cpu_default), quiet=app.quiet)
     for r in results:
         render(r)
 
@@ -95,7 +103,7 @@ def _machine() -> dict:
 
 
 RUNTIME_NAMES = {"openvino": "OpenVINO", "tensorflow": "TensorFlow"}
-COLUMNS = ["run", "computes", "p50 ms", "p90 ms", "img/s", "req×batch", "GFLOP/s", "vs FP32"]
+COLUMNS = ["run", "computes", "p50 ms", "p90 ms", "img/s", "req×b", "GFLOP/s", "vs FP32"]  # req×b: requests × batch
 KINDS = [NAME, FIXED, FIXED, FIXED, FIXED, FIXED, FIXED, FIXED]
 
 
@@ -107,10 +115,10 @@ def _figure(value: float) -> str:
 def benchmark_rows(result) -> list[list[str]]:
     """One line per measurement: 75 columns wide whatever the figures (see COLUMNS)."""
     base = next((m.throughput.images_per_s for m in result.measurements
-                 if m.runtime == "openvino" and m.precision == "FP32"), None)
+                 if m.runtime == "openvino" and (m.run or m.precision) == "FP32"), None)
     rows = []
     for m in result.measurements:
-        run = RUNTIME_NAMES[m.runtime] + (f" {m.precision}" if m.runtime == "openvino" else "")
+        run = RUNTIME_NAMES[m.runtime] + (f" {m.run or m.precision}" if m.runtime == "openvino" else "")
         rows.append([
             run, f"int8+{m.inference_precision}" if m.precision == "INT8" else m.inference_precision,
             _figure(m.latency.median_ms), _figure(m.latency.p90_ms), _figure(m.throughput.images_per_s),
@@ -123,9 +131,11 @@ def render(result) -> None:
     weights = ", synthetic weights" if result.weights == "synthetic" else ""  # they run as fast as real ones
     print_table(f"{result.model}: {result.gflops:g} GFLOPs per image{weights}", COLUMNS, benchmark_rows(result),
                 kinds=KINDS)
-    if any(m.runtime == "openvino" and m.precision != "INT8" and m.inference_precision == "bf16"
-           for m in result.measurements):
-        info("OpenVINO computed the FP32/FP16 IRs in bf16, the CPU plugin's default on this CPU (AMX or "
-             "AVX512-BF16); --inference-precision f32 measures them computed in f32", quiet=False)
+    from omzconv.execution import unavailable_text
+
+    for m in result.measurements:
+        note = unavailable_text(m.run, m.precision, m.requested, m.inference_precision) if m.run else ""
+        if m.runtime == "openvino" and note:
+            info(f"{result.model} {note}", quiet=False)
     for missing in result.missing:
         info(f"{result.model} {missing.precision}: {missing.reason}", quiet=False)

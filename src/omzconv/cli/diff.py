@@ -9,9 +9,8 @@ from rich.markup import escape
 
 from omzconv.cli import App
 from omzconv.cli.progress import stage_status, step_progress
-from omzconv.cli.ui import ir_interface_options, json_option, print_json, print_table, stdout, synthetic_option
-
-INFERENCE = ("f32", "bf16", "f16", "default")
+from omzconv.cli.ui import (inference_precision_option, ir_interface_options, json_option, print_json, print_table,
+                            stdout, synthetic_option)
 
 
 @click.command("diff", short_help="Original vs IR layer by layer: where the conversion diverges.")
@@ -19,10 +18,7 @@ INFERENCE = ("f32", "bf16", "f16", "default")
 @synthetic_option
 @click.option("-p", "--precisions", default="FP32", show_default=True,
               help="IR precisions to compare (comma-separated: FP32, FP16, INT8).")
-@click.option("--inference-precision", "inference_precisions", type=click.Choice(INFERENCE), multiple=True,
-              help="What OpenVINO computes in (repeatable; each is its own run): f32 (the IR as written), bf16, "
-                   "f16, or default (no hint: the CPU plugin's choice, bf16 on CPUs with AMX or AVX512-BF16) "
-                   "[default: f32].")
+@inference_precision_option("[default: f32]")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Compare on images of this ImageNet validation copy [default: procedural images].")
 @click.option("--images", type=click.IntRange(min=1), default=8, show_default=True,
@@ -55,7 +51,7 @@ def command(app: App, name, synthetic, precisions, inference_precisions, data_di
 
     model = app.registry.model(name)
     wanted = parse_precisions(precisions, ("FP32", "FP16", "INT8"))
-    chosen = tuple(dict.fromkeys(inference_precisions)) or ("f32",)
+    chosen = inference_precisions or ("f32",)
     workspace = app.workspace(synthetic)
     runs = len(wanted) * len(chosen)
     with stage_status(f"diff {model.name}", app.quiet) as on_stage, \
@@ -91,8 +87,8 @@ def render(report) -> None:
             stdout.print(f"  no layer above relative error {report.threshold:g}")
         else:
             stdout.print(f"  first divergence (> {report.threshold:g}): layer {first.layer.index} "
-                         f"{escape(short(first.layer.tf_node, 44))} ({first.layer.kind}), relative error "
-                         f"{first.rel_error:.2e}")
+                         f"({first.layer.kind}), relative error {first.rel_error:.2e}")
+            stdout.print(f"    {escape(short(first.layer.tf_node, 74))}")  # on its own line: fits 80 columns
         stdout.print(f"  output relative error {out.rel_error:.2e}; matched {matched} of {m.tf_layers} layers "
                      f"({m.fraction:.0%})" if out else f"  matched {matched} of {m.tf_layers} layers")
         for line in nncf_lines(run):

@@ -97,6 +97,25 @@ def ir_interface_options(func: Callable) -> Callable:
                              "another type are kept apart (e.g. FP32-u8/).")(func)
 
 
+def inference_precision_option(default_help: str) -> Callable[[Callable], Callable]:
+    """`--inference-precision f32|bf16|f16|default`, repeatable or comma-separated (diff, verify,
+    benchmark): each IR precision × execution precision is its own run (`omzconv.execution`)."""
+    def parse(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+        from omzconv.errors import UsageError
+        from omzconv.execution import parse_inference_precisions
+
+        try:
+            return parse_inference_precisions(value)
+        except UsageError as exc:
+            raise click.BadParameter(str(exc).removeprefix("--inference-precision: ")) from None
+
+    return click.option("--inference-precision", "inference_precisions", multiple=True, callback=parse,
+                        metavar="f32|bf16|f16|default",
+                        help="What OpenVINO computes in (repeatable or comma-separated; each is its own run, "
+                             "e.g. FP32@bf16): f32 (the IR as written), bf16, f16, or default (no hint: the CPU "
+                             f"plugin's choice, bf16 on CPUs with AMX or AVX512-BF16) {default_help}.")
+
+
 def json_option(func: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")(func)
 

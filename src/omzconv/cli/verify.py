@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -13,8 +12,9 @@ from rich.text import Text
 from omzconv.cli import INTERRUPTED_EXIT, App
 from omzconv.errors import UsageError
 from omzconv.cli.progress import stage_status, step_progress, transfer_bars
-from omzconv.cli.ui import (HEAD_RULE, info, ir_interface_options, json_option, models_argument, print_json, stderr,
-                            stdout, synthetic_option)
+from omzconv.cli.ui import (inference_precision_option, info, ir_interface_options, json_option, models_argument,
+                            print_json, stderr, stdout, synthetic_option)
+from omzconv.cli.verify_output import render
 
 
 @click.command("verify", short_help="Original vs converted on ImageNet val: accuracy, agreement, pass/fail.")
@@ -27,6 +27,11 @@ from omzconv.cli.ui import (HEAD_RULE, info, ir_interface_options, json_option, 
 @click.option("-p", "--precisions", default="FP32,FP16", show_default=True,
               help="Comma-separated IR precisions to verify: FP32, FP16, INT8 (INT8: measured only on images "
                    "that did not calibrate it; quantized first from the --data-dir images if missing).")
+@inference_precision_option("[default: f32, the IR as written; on a CPU whose default is not f32, FP32@default "
+                            "too]")
+@click.option("--no-diff", is_flag=True,
+              help="Do not run `omzconv diff` on the worst images of a run that failed (default: its page is "
+                   "written beside the report and linked from it).")
 @click.option("--calibration-size", type=click.IntRange(min=1),
               help="Calibration images when verify has to quantize INT8 [default: 300, or a quarter of a "
                    "dataset smaller than 1,200 images]. An up-to-date INT8 IR is verified as it is.")
@@ -54,9 +59,9 @@ from omzconv.cli.ui import (HEAD_RULE, info, ir_interface_options, json_option, 
 @ir_interface_options
 @json_option
 @click.pass_obj
-def command(app: App, names, all_models, synthetic, dataset, data_dir, precisions, calibration_size, limit, seed,
-            strict, report_path, report_format_, no_cache, executor, ray_address, workers, ray_files, input_type,
-            layout, as_json) -> None:
+def command(app: App, names, all_models, synthetic, dataset, data_dir, precisions, inference_precisions, no_diff,
+            calibration_size, limit, seed, strict, report_path, report_format_, no_cache, executor, ray_address,
+            workers, ray_files, input_type, layout, as_json) -> None:
     """Run the original frozen graph (TensorFlow) and each IR (OpenVINO, CPU) of NAME... (or --all) on
     the same preprocessed ImageNet validation images and compare them. Without NAME or --all: the
     models already converted in the output directory (all models if none is).
@@ -73,6 +78,10 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     within 0.5 pp (all 50,000 images, official weights). Checks that do not
     apply are shown as such, with the reason. Exit code 0 when every check
     that applies passes, 1 otherwise.
+    Each IR precision × --inference-precision is its own run (FP32,
+    FP32@bf16, ...) with its own tolerance; the report says what this CPU
+    computes f32 IRs in by default (OpenVINO), and where a failed run
+    departs from the original (an `omzconv diff` page beside the report).
     Predictions are cached per artefact and image: an interrupted run
     resumes, a repeated one is free. Missing earlier stages (download,
     freeze, convert) run first. With --executor ray the images are sharded
@@ -82,8 +91,10 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     """
     from omzconv.convert import parse_precisions
     from omzconv.datasets import resolve_data_dir
+    from omzconv.execution import cpu_default_precision, executed_precision, plan_runs
     from omzconv.verify import (VerifyInterrupted, cache_dir_for, default_report_path, ensure_artefacts,
-                                evaluate_model, make_report, partial_path, report_format, select_images, write_report)
+                                evaluate_model, explain_model, make_report, partial_path, report_format,
+                                select_images, with_runs, write_report)
 
     if executor != "ray" and (ray_address or workers or ray_files != "auto"):
         raise UsageError("--ray-address, --workers and --ray-files apply to --executor ray")
@@ -96,6 +107,8 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
     spec = registry.dataset(dataset)
     root = resolve_data_dir(spec, data_dir, f"{spec.name}: verify needs the images")
     selection = select_images(spec, root, limit=limit, seed=seed, strict=strict)
+    cpu_default = cpu_default_precision()
+    plan = plan_runs(wanted, inference_precisions, cpu_default)  # IR precision × execution precision
     found = selection.info
     if not app.quiet:
         stderr.print(f"{spec.name}: {escape(found.found)}", soft_wrap=True)
@@ -115,6 +128,9 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
             sources.append(load_calibration_source(registry, spec.name, root))
         return sources[0]
 
+    path = report_path or default_report_path(workspace, selection.info, models)
+    if report_path is None and report_format_ not in (None, "json"):
+        path = path.with_suffix(f".{report_format_}")
     reports, interrupted, running = [], False, None
     try:
         if executor == "ray":
@@ -129,6 +145,7 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
                                              layout=layout, calibration=calibration,
                                              calibration_size=calibration_size, progress=add_bar(model.name),
                                              on_stage=on_stage)
+            artefacts = with_runs(artefacts, plan, executed_precision)
             with ExitStack() as bars:
                 advance = [lambda n: None]
 
@@ -143,6 +160,9 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
                 except VerifyInterrupted as exc:
                     reports.append(exc.report)
                     raise
+            with stage_status(f"diff {model.name}", app.quiet) as on_stage:
+                reports[-1].explanations = explain_model(model, reports[-1], artefacts, path, synthetic=synthetic,
+                                                         data_dir=root, diff=not no_diff, on_stage=on_stage)
     except KeyboardInterrupt:
         interrupted = True
         stderr.print("[yellow]Interrupted[/]: the result below covers the images done; run again to resume.")
@@ -150,15 +170,12 @@ def command(app: App, names, all_models, synthetic, dataset, data_dir, precision
         if running is not None:
             running.close()
 
-    report = make_report(selection, reports, synthetic, interrupted)
-    path = report_path or default_report_path(workspace, selection.info, models)
-    if report_path is None and report_format_ not in (None, "json"):
-        path = path.with_suffix(f".{report_format_}")
+    report = make_report(selection, reports, synthetic, interrupted, cpu_default)
     written = write_report(report, partial_path(path) if report.interrupted else path, report_format_)
     if as_json:
         print_json(report.to_dict())
     else:
-        render(report)
+        render(report, path.parent)
     partial = " (partial: the last complete report, if any, is kept)" if report.interrupted else ""
     out = stderr if as_json else stdout
     if not (as_json and app.quiet):
@@ -190,95 +207,3 @@ def _converted_models(app: App, workspace) -> tuple:
     info(f"nothing converted in {workspace.output_dir} yet: verifying all {len(app.registry.models)} {kind}models "
          "(name some to verify fewer)", app.quiet)
     return app.registry.models
-
-
-def _say(text: str, style: str = "", indent: int = 2) -> None:
-    """A line of the result, wrapped to the terminal with a hanging indent (no markup: `text` may
-    hold file names, shown with their control characters escaped)."""
-    from omzconv.verify import printable
-
-    width = max(40, stdout.width or 80)
-    lines = textwrap.wrap(printable(text), width, initial_indent=" " * indent, subsequent_indent=" " * (indent + 2),
-                          break_on_hyphens=False)
-    stdout.print(Text("\n".join(lines), style=style), soft_wrap=True)
-
-
-def render(report) -> None:
-    """One small table per model, a row per run, sized for an 80-column terminal (the JSON and the
-    report files hold the rest: top-5 agreement, mean |Δp|, top-5 intervals, timings); then the
-    checks, which decided the verdict and which did not apply; and, for several models, one line
-    per model."""
-    from rich.table import Table
-
-    from omzconv.verify import (ORIGINAL, accuracy_text, check_text, compared_text, comparison_text, decided_text,
-                                excluded_text, execution_text, percent, plural, reference_text, selection_text)
-
-    d = report.dataset
-    _say(f"Verify on {d.name}: {selection_text(d)}", "bold", 0)
-    if report.synthetic:
-        stdout.print("[bold white on red] SYNTHETIC WEIGHTS [/] accuracy figures are meaningless; "
-                     "only the agreement between original and converted means something.")
-    styles = {"PASSED": "green", "FAILED": "red", "INTERRUPTED": "yellow"}
-    for m in report.models:
-        comparisons = {c.precision: c for c in m.comparisons if c.reference == ORIGINAL}
-        verdict = f"[{styles[m.verdict]}]{m.verdict}[/]"
-        table = Table(title=f"{escape(m.model)}: {verdict}, {compared_text(m)}, {m.weights} weights",
-                      title_justify="left", header_style="bold", box=HEAD_RULE, show_edge=False,
-                      pad_edge=False, padding=(0, 0, 0, 2))
-        for column in ("run", "run\nnow", "cached", "top-1 %\n(95 % CI)", "top-5\n%", "same\ntop-1 %",
-                       "max\n|Δp|", "img/s"):
-            table.add_column(column, justify="left" if column == "run" else "right", no_wrap=True)
-        for r in m.runs:
-            c = comparisons.get(r.name)
-            speed = "–" if r.images_per_second is None else f"{r.images_per_second:.1f}" + (
-                "*" if r.speed_source == "cache" else "")
-            table.add_row(r.name, f"{r.inferred:,}", f"{r.cached:,}", accuracy_text(r.top1, 1, unit=""),
-                          "–" if r.top5.value is None else f"{r.top5.value * 100:.1f}",
-                          percent(c.top1_agreement, 1, unit="") if c else "",
-                          f"{c.max_abs_prob_delta:.1e}" if c and c.max_abs_prob_delta is not None else "", speed)
-        stdout.print(table)
-        if any(r.speed_source == "cache" for r in m.runs):
-            _say("* img/s measured when the cached images ran")
-        _say(f"output {m.output} ({m.output_kind})")
-        if m.execution is not None and m.execution.executor != "in-process":
-            _say(f"ran {execution_text(m.execution)}")
-        if m.skipped.count:
-            first = m.skipped.first[0]
-            _say(f"{plural(m.skipped.count, 'image')} skipped (first: {first.path}: {first.reason})")
-        _say(f"{m.verdict}: {decided_text(m)}", styles[m.verdict])
-        for check in m.checks:
-            _say(check_text(check), "bold red" if check.failed else "green" if check.applies else "dim", 4)
-        for r in m.runs:
-            if r.excluded:
-                _say(excluded_text(r))
-        for c in m.comparisons:
-            if c.reference != ORIGINAL:
-                _say(comparison_text(c))
-        for ref in m.references:
-            _say(f"reference: {reference_text(ref)}", "" if ref.applied else "dim")
-    if d.skipped.count:
-        _say(f"{plural(d.skipped.count, 'listed image')} skipped (missing or label out of range), first: "
-             + "; ".join(f"{p.path} ({p.reason})" for p in d.skipped.first), indent=0)
-    if len(report.models) > 1:
-        _summary(report)
-    stdout.print(f"Result: [bold {styles[report.verdict]}]{report.verdict}[/]")
-
-
-def _summary(report) -> None:
-    """One line per model: its verdict and each IR's top-1 agreement with the original."""
-    from rich.table import Table
-
-    from omzconv.verify import ORIGINAL, percent
-
-    precisions = list(dict.fromkeys(c.precision for m in report.models for c in m.comparisons
-                                    if c.reference == ORIGINAL))
-    _say("Summary: each model's verdict, and the top-1 agreement of each IR with the original", "bold", 0)
-    table = Table(header_style="bold", box=HEAD_RULE, show_edge=False, pad_edge=False, padding=(0, 0, 0, 2))
-    table.add_column("model", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
-    for precision in precisions:
-        table.add_column(precision, justify="right", no_wrap=True)
-    for m in report.models:
-        agree = {c.precision: c.top1_agreement for c in m.comparisons if c.reference == ORIGINAL}
-        table.add_row(escape(m.model), m.verdict, *(percent(agree[p], 1) if p in agree else "–" for p in precisions))
-    stdout.print(table)

@@ -16,7 +16,8 @@ Nothing here prints.
 from omzconv.diff.compare import FLOOR, GROUP_BYTES, LayerError, RunDiff, RunSpec, diff_run
 from omzconv.diff.match import Layer, Matching, describe_unmatched, match, ov_graph, tf_graph
 from omzconv.diff.report import THRESHOLD, DiffReport, first_divergence, output_error, to_dict, worst
-from omzconv.diff.run import DEFAULT_IMAGES, INFERENCE_PRECISIONS, diff_model, load_images, run_name
+from omzconv.diff.run import DEFAULT_IMAGES, diff_model, load_images
+from omzconv.execution import INFERENCE_PRECISIONS, run_name
 
 __all__ = [
     "DEFAULT_IMAGES", "FLOOR", "GROUP_BYTES", "INFERENCE_PRECISIONS", "THRESHOLD",

@@ -103,6 +103,7 @@ def errors(layers: Sequence[Layer], stats: np.ndarray) -> tuple[LayerError, ...]
 def diff_run(model: Model, tf_runner: Any, spec: RunSpec, images: np.ndarray, *, core: Any = None,
              group_bytes: int = GROUP_BYTES, on_image: Callable[[int], None] = lambda n: None) -> RunDiff:
     """Compare one IR run with the original (`tf_runner`, a `runners.TFRunner` on the frozen graph)."""
+    from omzconv.execution import executed_of, hint_config
     from omzconv.ovcompat import import_openvino
     from omzconv.runners import compile_config, ir_input_of
 
@@ -114,7 +115,7 @@ def diff_run(model: Model, tf_runner: Any, spec: RunSpec, images: np.ndarray, *,
     matching = match(tf_graph(tf_runner.graph, tf_runner.input_op, output), ov_graph(ov_model))
     ops = {op.get_name(): op for op in ov_model.get_ordered_ops()}
     lay_out = ir_input_of(ov_model).lay_out
-    config = {} if spec.inference_precision == "default" else {"INFERENCE_PRECISION_HINT": spec.inference_precision}
+    config = hint_config(spec.inference_precision)
     stats = np.zeros((len(matching.layers), 6))
     groups = groups_of(matching.layers, group_bytes)
     executed = "?"
@@ -125,7 +126,7 @@ def diff_run(model: Model, tf_runner: Any, spec: RunSpec, images: np.ndarray, *,
         finally:
             for port in added:
                 ov_model.remove_result(port.get_node())
-        executed = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        executed = executed_of(compiled)
         ports = [compiled.output(port.get_any_name()) for port in added]
         request = compiled.create_infer_request()
         tensors = [layer.tf_tensor for layer in group]

@@ -10,16 +10,11 @@ import numpy as np
 from omzconv import __version__
 from omzconv.diff.compare import GROUP_BYTES, RunDiff, RunSpec, diff_run
 from omzconv.diff.report import THRESHOLD, DiffReport
+from omzconv.execution import run_name
 from omzconv.registry import Model, Registry
 from omzconv.workspace import Workspace
 
-INFERENCE_PRECISIONS = ("f32", "bf16", "f16", "default")
 DEFAULT_IMAGES = 8
-
-
-def run_name(precision: str, inference_precision: str) -> str:
-    """`FP16` for an IR computed in f32 (the IR as written), else `FP16@bf16`, `FP32@default`."""
-    return precision if inference_precision == "f32" else f"{precision}@{inference_precision}"
 
 
 def load_images(model: Model, registry: Registry, data_dir: Path | None, count: int,

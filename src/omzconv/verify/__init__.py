@@ -18,16 +18,22 @@ Modules, in the order data flows through them:
   pixels) → `ModelReport`, assembled by `assemble` from each run's per-image state;
 - `report`: `VerifyReport` and friends, dataclasses that serialize to JSON (`to_dict`); it knows
   no renderer;
+- `explain`: `omzconv diff` on the worst images of a run that failed (its page beside the report),
+  the diff command for one that disagreed (`explain_model` → `Explanation`s);
 - `texts`: the one-line texts the terminal and both renderers share;
 - `render_md`: a report as Markdown;
 - `render_html` (+ `plots`, `templates/report.html.j2`): a report as one self-contained HTML page;
-- `write`: `write_report`, which picks the renderer for a file.
+- `write`: `write_report`, which picks the renderer for a file, and where files go.
+
+Each run is an IR precision × execution precision (`FP32`, `FP32@bf16`: `omzconv.execution`);
+`artefacts.with_runs` makes one `Artefact` per run, which carries what OpenVINO is asked and
+computes in to every worker, the cache key and the report.
 
 Nothing here prints. The public names are re-exported here: `from omzconv.verify import X`.
 """
 
 from omzconv.verify.artefacts import (INT8, Artefact, ModelArtefacts, Runner, RunnerFactory, ensure_artefacts,
-                                      int8_artefact, open_runner)
+                                      int8_artefact, open_runner, with_runs)
 from omzconv.verify.cache import PredictionCache, cache_dir_for, image_key
 from omzconv.verify.checks import (EPS, accuracy_reasons, applicable_references, conversion_checks, reference_checks,
                                    reference_reasons)
@@ -36,27 +42,29 @@ from omzconv.verify.executors import Executor, InProcess
 from omzconv.verify.metrics import (TOP_K, Z95, agreement, prob_deltas, set_agreement, topk_correct, topk_ids,
                                     wilson_interval)
 from omzconv.verify.render_md import md_code, md_text, render_markdown
+from omzconv.verify.explain import MAX_IMAGES, diff_command, explain_model, to_explain, worst_images
 from omzconv.verify.report import (NOT_APPLICABLE, ORIGINAL, SCHEMA, SPEED_NOTE, SYNTHETIC_NOTE, Accuracy, Check,
-                                   Comparison, DatasetInfo, Execution, ModelReport, PerImage, Problem, ReferenceResult,
-                                   RunResult, Skipped, VerifyInterrupted, VerifyReport, WorkerSpeed, comparable,
-                                   default_report_path, make_report, partial_path)
+                                   Comparison, DatasetInfo, Execution, Explanation, ModelReport, PerImage, Problem,
+                                   ReferenceResult, RunResult, Skipped, VerifyInterrupted, VerifyReport, WorkerSpeed,
+                                   comparable, make_report)
 from omzconv.verify.selection import FIRST_PROBLEMS, Selection, model_labels, select_images, skipped, strict_error
-from omzconv.verify.texts import (accuracy_text, check_text, compared_text, comparison_text, decided_text,
-                                  excluded_text, execution_text, percent, plural, printable, reference_text,
-                                  selection_text, speed_text)
-from omzconv.verify.write import report_format, write_report
+from omzconv.verify.texts import (accuracy_text, check_text, compared_text, comparison_text, computed_text, cpu_text,
+                                  decided_text, excluded_text, execution_text, explanation_text, percent, plural,
+                                  printable, reference_text, selection_text, speed_text)
+from omzconv.verify.write import default_report_path, diff_page_path, partial_path, report_format, write_report
 
 __all__ = [
-    "CHUNK", "EPS", "FIRST_PROBLEMS", "INT8", "NOT_APPLICABLE", "ORIGINAL", "SCHEMA", "SPEED_NOTE", "SYNTHETIC_NOTE",
+    "CHUNK", "EPS", "FIRST_PROBLEMS", "INT8", "MAX_IMAGES", "NOT_APPLICABLE", "ORIGINAL", "SCHEMA", "SPEED_NOTE", "SYNTHETIC_NOTE",
     "TOP_K", "Z95",
-    "Accuracy", "Artefact", "Check", "Comparison", "DatasetInfo", "Execution", "Executor", "InProcess",
+    "Accuracy", "Artefact", "Check", "Comparison", "DatasetInfo", "Execution", "Executor", "Explanation", "InProcess",
     "ModelArtefacts", "ModelReport", "PerImage", "PredictionCache", "Problem", "ReferenceResult", "RunResult",
     "Runner", "RunnerFactory", "Selection", "Skipped", "VerifyInterrupted", "VerifyReport", "WorkerSpeed",
     "accuracy_reasons", "accuracy_text", "agreement", "applicable_references", "cache_dir_for", "check_text",
-    "comparable", "compared_text", "comparison_text", "conversion_checks", "decided_text", "default_report_path",
-    "ensure_artefacts", "evaluate_model", "excluded_text", "execution_text", "image_key", "int8_artefact",
+    "comparable", "compared_text", "comparison_text", "computed_text", "conversion_checks", "cpu_text", "decided_text",
+    "default_report_path", "diff_command", "diff_page_path", "ensure_artefacts", "evaluate_model", "excluded_text",
+    "execution_text", "explain_model", "explanation_text", "image_key", "int8_artefact",
     "make_report", "md_code", "md_text", "model_labels", "open_runner", "partial_path", "percent", "plural",
     "printable", "prob_deltas", "reference_checks", "reference_reasons", "reference_text", "render_markdown",
     "report_format", "select_images", "selection_text", "set_agreement", "skipped", "speed_text", "strict_error",
-    "topk_correct", "topk_ids", "wilson_interval", "write_report",
+    "to_explain", "topk_correct", "topk_ids", "wilson_interval", "with_runs", "worst_images", "write_report",
 ]

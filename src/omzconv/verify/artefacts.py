@@ -4,7 +4,7 @@ that executes each (TensorFlow for the graph, OpenVINO for an IR)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,6 +17,7 @@ from omzconv.verify.report import ORIGINAL
 from omzconv.workspace import SIDECAR, Workspace, ir_variant
 
 if TYPE_CHECKING:
+    from omzconv.execution import RunPlan
     from omzconv.quantize import CalibrationSource
 
 INT8 = "INT8"
@@ -24,12 +25,29 @@ INT8 = "INT8"
 
 @dataclass(frozen=True)
 class Artefact:
-    name: str  # "original" or a precision
+    """A file verified and how it is executed: one run of the report."""
+
+    name: str  # the run: "original", or an IR precision × execution precision ("FP32", "FP32@bf16")
     runtime: str  # "tensorflow" or "openvino"
     path: Path
     sha256: str  # "sha256:<hex>", what the cache is keyed on
     source: str | None = None  # the run it was made from, compared with too (INT8: "FP32")
     calibration: frozenset[str] = frozenset()  # record keys of images it must not be measured on
+    inference_precision: str = "f32"  # asked of OpenVINO: f32, bf16, f16 or default (omzconv.execution)
+    executed: str = "f32"  # what OpenVINO computes it in on this CPU (probed before the run)
+
+    @property
+    def precision(self) -> str:
+        """The IR's precision (FP32, FP16, INT8), without the execution precision."""
+        return self.name.split("@")[0]
+
+    @property
+    def identity(self) -> str:
+        """What its predictions are keyed on: the bytes, and for an IR not pinned to f32 the
+        execution asked and obtained (an FP32 and an FP32@bf16 run never share predictions)."""
+        if (self.inference_precision, self.executed) == ("f32", "f32"):
+            return self.sha256
+        return f"{self.sha256}@{self.inference_precision}:{self.executed}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,24 @@ def ensure_artefacts(model: Model, workspace: Workspace, registry: Registry, pre
     return ModelArtefacts(output=frozen_outputs(model, workspace)[0], weights=frozen_weights(model, workspace),
                           original=Artefact(ORIGINAL, "tensorflow", pb_path, source_sha or ""),
                           converted=tuple(converted))
+
+
+def with_runs(artefacts: ModelArtefacts, runs: Sequence[RunPlan], executed: Callable[[str], str]) -> ModelArtefacts:
+    """One artefact per planned run (IR precision × execution precision, `execution.plan_runs`), in
+    the plan's order, each knowing what OpenVINO computes it in (`executed(asked)`); a run made from
+    another (INT8 from FP32) is compared with that one computed the same way, when it is verified."""
+    from omzconv.execution import run_name
+
+    by_precision = {a.name: a for a in artefacts.converted}
+    planned = {run.name for run in runs}
+    converted = []
+    for run in runs:
+        a = by_precision[run.precision]
+        source = run_name(a.source, run.inference_precision) if a.source else None
+        converted.append(replace(a, name=run.name, inference_precision=run.inference_precision,
+                                 executed=executed(run.inference_precision),
+                                 source=source if source in planned else a.source))
+    return replace(artefacts, converted=tuple(converted))
 
 
 def int8_artefact(model: Model, workspace: Workspace, registry: Registry,
@@ -128,6 +164,8 @@ def open_runner(model: Model, artefact: Artefact, outputs: Sequence[str]) -> Run
     if artefact.runtime == "tensorflow":
         runner = TFRunner(model, outputs, pb_path=artefact.path)
     else:
-        runner = OVAsyncRunner(model, artefact.path, outputs)
+        from omzconv.execution import hint_config
+
+        runner = OVAsyncRunner(model, artefact.path, outputs, config=hint_config(artefact.inference_precision))
     runner.warm_up()
     return runner

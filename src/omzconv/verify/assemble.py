@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from omzconv.datasets import Record
+from omzconv.execution import tolerance_key
 from omzconv.registry import Model, Tolerances
 from omzconv.verify.artefacts import Artefact, ModelArtefacts
 from omzconv.verify.cache import PredictionCache
-from omzconv.verify.checks import applicable_references, conversion_checks, reference_checks, reference_reasons
+from omzconv.verify.checks import (applicable_references, conversion_checks, missing_tolerance, reference_checks,
+                                   reference_reasons)
 from omzconv.verify.metrics import TOP_K, agreement, set_agreement, topk_correct
 from omzconv.verify.report import (ORIGINAL, Accuracy, Comparison, Execution, ModelReport, PerImage,
                                    ReferenceResult, RunResult)
@@ -69,7 +71,7 @@ class RunState:
             done &= have
         return done
 
-    def result(self, images: int, top1: Accuracy, top5: Accuracy, excluded: int) -> RunResult:
+    def result(self, images: int, top1: Accuracy, top5: Accuracy, excluded: int, tolerance: str | None) -> RunResult:
         """Its figures; images/s over the images run now and the cached ones whose time is known."""
         cached = ~self.need & self.have & ~np.isnan(self.cache_seconds)
         cached_n, cached_s = int(cached.sum()), float(self.cache_seconds[cached].sum())
@@ -81,7 +83,8 @@ class RunState:
             sha256=self.artefact.sha256, images=images, top1=top1, top5=top5, inferred=self.inferred,
             cached=self.cached, seconds=round(self.seconds, 3), load_seconds=round(self.load_seconds, 3),
             images_per_second=round(timed / seconds, 3) if timed and seconds > 0 else None, excluded=excluded,
-            cached_seconds=round(cached_s, 3), speed_source=source if timed and seconds > 0 else "")
+            cached_seconds=round(cached_s, 3), speed_source=source if timed and seconds > 0 else "",
+            inference_precision=self.artefact.inference_precision, executed=self.artefact.executed, tolerance=tolerance)
 
 
 def model_report(model: Model, artefacts: ModelArtefacts, runs: list[RunState], records: Sequence[Record],
@@ -100,11 +103,13 @@ def model_report(model: Model, artefacts: ModelArtefacts, runs: list[RunState], 
         return (Accuracy.of(topk_correct(run.top[ids], labels[ids], 1), count),
                 Accuracy.of(topk_correct(run.top[ids], labels[ids], 5), count))
 
+    keys = {run.artefact.name: tolerance_key(run.artefact.precision, run.artefact.executed) for run in converted}
     results, own = [], {}
     for run in runs:
         mask = measured[run.artefact.name]
         own[run.artefact.name] = top1, top5 = accuracy(run, mask)
-        results.append(run.result(int(mask.sum()), top1, top5, int((usable & ~run.eligible).sum())))
+        results.append(run.result(int(mask.sum()), top1, top5, int((usable & ~run.eligible).sum()),
+                                  keys.get(run.artefact.name)))
 
     comparisons, checks = [], []
     margin = original.prob[:, 0] - original.prob[:, 1]  # how decisive the original is on each image
@@ -123,8 +128,10 @@ def model_report(model: Model, artefacts: ModelArtefacts, runs: list[RunState], 
                 max_abs_prob_delta=float(run.dmax[name][ids].max()) if count else None,
                 mean_abs_prob_delta=float(run.dsum[name][ids].sum() / (count * model.num_classes)) if count else None,
                 reference=name))
-        tolerance = tolerances.precisions.get(run.artefact.name)
-        if tolerance is not None:
+        tolerance = tolerances.precisions.get(keys[run.artefact.name])
+        if tolerance is None:
+            checks.append(missing_tolerance(run.artefact.name, keys[run.artefact.name]))
+        else:
             checks.extend(conversion_checks(
                 run.artefact.name, tolerance, artefacts.weights, original=original.top[ids, 0],
                 converted=run.top[ids, 0], margin=margin[ids], dmax=run.dmax[ORIGINAL][ids], labels=labels[ids]))

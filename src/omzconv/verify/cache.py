@@ -1,8 +1,9 @@
 """The prediction cache: what each artefact predicted for each image, in sqlite, so an interrupted
 run resumes and a repeated one costs nothing.
 
-What the cache stores, and why not the probability vectors. Per artefact (frozen graph or IR,
-by sha256) and image (absolute path, size, mtime): the top-5 class ids and their probabilities,
+What the cache stores, and why not the probability vectors. Per run (frozen graph or IR, by
+sha256 — and an IR's execution precision, `Artefact.identity`) and image (absolute path, size,
+mtime): the top-5 class ids and their probabilities,
 ≈ 100 bytes. Per (IR, original) pair and image: max and sum of |Δ prob| over the classes,
 computed while both vectors are in memory. That is everything the report needs: accuracy and
 agreement from the top-5 ids, max / mean |Δ prob| from the pair rows — 10 MB per artefact for
@@ -82,12 +83,13 @@ class PredictionCache:
     @classmethod
     def for_artefact(cls, cache_dir: Path | None, artefact: Artefact, output: str, model: Model) -> PredictionCache:
         """The artefact's cache file under `cache_dir` (None: memory only, for --no-cache). The name
-        hashes everything that decides a prediction besides the image: the artefact's bytes, the
-        output read, the preprocessing."""
+        hashes everything that decides a prediction besides the image: the artefact's bytes and,
+        for an IR not pinned to f32, the execution precision asked and obtained (`Artefact.identity`),
+        the output read, the preprocessing."""
         if cache_dir is None:
             return cls(None)
         pre = model.preprocessing
-        recipe = f"{artefact.sha256} {output} {pre.central_fraction} {pre.size} {TOP_K} v{SCHEMA}"
+        recipe = f"{artefact.identity} {output} {pre.central_fraction} {pre.size} {TOP_K} v{SCHEMA}"
         if pre.recipe != "inception":
             recipe += f" {pre.recipe} {pre.resize_side}"
         digest = hashlib.sha256(recipe.encode()).hexdigest()[:16]

@@ -63,6 +63,12 @@ def conversion_checks(precision: str, tolerance: PrecisionTolerance, weights: st
     return checks
 
 
+def missing_tolerance(run: str, key: str) -> Check:
+    """A run whose tolerance models.yaml does not give: it cannot pass (nothing says what it may do)."""
+    return Check(f"{run} vs {ORIGINAL}", "tolerance", None, "<=", 0, "p", "failed",
+                 f"models.yaml gives no tolerances.precisions.{key} to hold {run} to")
+
+
 def accuracy_reasons(images: int, weights: str, limit_pp: float) -> str:
     """Why an accuracy difference means nothing here ("" when it does): weights that recognize
     nothing, or too few images for one image to be within the tolerance."""

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from omzconv.datasets import Record
+from omzconv.errors import OmzconvError
 from omzconv.quantize import record_key
 from omzconv.registry import Model, Tolerances
 from omzconv.verify.artefacts import Artefact, ModelArtefacts, RunnerFactory
@@ -69,6 +70,9 @@ def _chunks(items: Sequence[int], size: int) -> list[Sequence[int]]:
 def _record(run: RunState, out: RunOutput, keys: list[str], decode_seconds: float) -> None:
     """A run's results for a chunk into its arrays and its cache (committed: a later interruption
     keeps them); the chunk's decoding is charged to the run in full (see the module docstring)."""
+    if out.executed is not None and out.executed != run.artefact.executed:  # the cache key would be wrong
+        raise OmzconvError(f"{run.artefact.name}: OpenVINO computed it in {out.executed}, but this CPU was "
+                           f"probed to compute {run.artefact.inference_precision} as {run.artefact.executed}")
     sel = out.ids
     run.top[sel], run.prob[sel], run.have[sel] = out.top, out.prob, True
     run.cache.put(keys, out.top, out.prob, (decode_seconds + out.seconds) / len(sel) if len(sel) else None)
@@ -76,7 +80,7 @@ def _record(run: RunState, out: RunOutput, keys: list[str], decode_seconds: floa
         name = ref.artefact.name
         dmax, dsum = out.deltas[name]
         run.dmax[name][sel], run.dsum[name][sel], run.have_delta[name][sel] = dmax, dsum, True
-        run.cache.put_deltas(keys, ref.artefact.sha256, dmax, dsum)
+        run.cache.put_deltas(keys, ref.artefact.identity, dmax, dsum)
     run.cache.commit()
     run.inferred += len(sel)
     run.seconds += decode_seconds + out.seconds
@@ -97,7 +101,7 @@ def _load_cached(runs: list[RunState], keys: list[str | None], records: Sequence
             run.cache_seconds[i] = np.nan if seconds is None else seconds
         for ref in run.refs:
             name = ref.artefact.name
-            for k, (m, s) in run.cache.deltas(live, ref.artefact.sha256).items():
+            for k, (m, s) in run.cache.deltas(live, ref.artefact.identity).items():
                 i = index[k]
                 run.dmax[name][i], run.dsum[name][i], run.have_delta[name][i] = m, s, True
         run.kept = {index[k]: v for k, v in run.cache.vectors(live).items()}

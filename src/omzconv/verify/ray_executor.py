@@ -10,6 +10,12 @@ sees them (`files="shared"`: one machine, or a shared filesystem); otherwise (`"
 puts the model's files into Ray's object store once and each chunk's images go with it as encoded
 bytes. `"auto"` asks each worker whether it sees the files (path and size).
 
+Execution precision. Each run's `Artefact` (`FP32`, `FP32@bf16`, …) carries what OpenVINO is to
+compute it in and what the driver probed this CPU to compute that as; a worker compiles the IR with
+that hint and returns what the compiled model says it computes in (`RunOutput.executed`), which the
+driver checks against the probe before it caches anything. A cluster's nodes must agree: a worker on
+a CPU that computes otherwise is an error, not a silently different run.
+
 Faults. A worker that dies (its process killed, its node lost) has its chunks retried on the
 others and is replaced; a chunk that has killed `MAX_ATTEMPTS` workers is an error. Ctrl-C stops
 the workers; every chunk that came back is already in the cache.

@@ -22,8 +22,9 @@ import numpy as np
 
 from omzconv.verify.checks import TOP1_METRIC
 from omzconv.verify.report import ORIGINAL, SPEED_NOTE, ModelReport, PerImage, VerifyReport
-from omzconv.verify.texts import (accuracy_text, check_text, compared_text, decided_text, execution_text, percent,
-                                  plural, reference_text, sci, selection_text, speed_text)
+from omzconv.verify.texts import (accuracy_text, check_text, compared_text, computed_text, cpu_text, decided_text,
+                                  execution_text, explanation_text, percent, plural, reference_text, sci,
+                                  selection_text, speed_text)
 
 MAX_DISAGREEMENTS = 24  # thumbnails per IR, the largest |Δp| first
 THUMB_PX = 112  # longest side of a thumbnail
@@ -59,17 +60,18 @@ def render_html(report: VerifyReport, *, thumbnails: bool = True) -> str:
     env = Environment(loader=PackageLoader("omzconv.verify", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(percent=percent, sci=sci, accuracy=accuracy_text, check=check_text, reference=reference_text,
-                       execution=execution_text, speed=speed_text, short=lambda sha: sha.removeprefix("sha256:")[:12])
+                       execution=execution_text, speed=speed_text, short=lambda sha: sha.removeprefix("sha256:")[:12],
+                       explanation=explanation_text)
     env.globals.update(plural=plural, selection_text=selection_text, compared_text=compared_text,
                        decided_text=decided_text)
     models = [_model_context(m, k, thumbnails) for k, m in enumerate(report.models)]
     return env.get_template("report.html.j2").render(
         report=report, d=report.dataset, models=models, versions=_versions(report), speed_note=SPEED_NOTE,
-        verdict=report.verdict)
+        verdict=report.verdict, cpu=cpu_text(report))
 
 
 def _versions(report: VerifyReport) -> list[tuple[str, str]]:
-    packages = ["openvino", "tensorflow"] + (["nncf"] if any(r.name == "INT8" for m in report.models
+    packages = ["openvino", "tensorflow"] + (["nncf"] if any(r.name.startswith("INT8") for m in report.models
                                                              for r in m.runs) else [])
     found = []
     for name in packages:
@@ -104,6 +106,7 @@ def _model_context(m: ModelReport, k: int, thumbnails: bool) -> dict[str, Any]:
                                                 if applied else None), f"m{k}a-") if intervals else None,
         "vs_original": [c for c in m.comparisons if c.reference == ORIGINAL],
         "histogram_svg": None, "zero_deltas": [], "groups": [], "per_class": None, "top1": {},
+        "computed": [computed_text(r) for r in m.runs if r.runtime == "openvino" and "@" in r.name],
     }
     data = m.per_image
     if data is None or not m.comparisons:

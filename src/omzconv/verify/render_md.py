@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 from omzconv.verify.report import ORIGINAL, SYNTHETIC_NOTE, VerifyReport
-from omzconv.verify.texts import (accuracy_text, check_text, compared_text, comparison_text, decided_text,
-                                  excluded_text, execution_text, percent, plural, printable, reference_text, sci,
-                                  selection_text, speed_text)
+from omzconv.verify.texts import (accuracy_text, check_text, compared_text, comparison_text, computed_text,
+                                  cpu_text, decided_text, excluded_text, execution_text, explanation_text, percent,
+                                  plural, printable, reference_text, sci, selection_text, speed_text)
 
 _SPECIAL = re.compile(r"([\\`*_\[\]|<>&])")
 
@@ -38,6 +38,7 @@ def render_markdown(report: VerifyReport) -> str:
     lines += [f"**Result: {report.verdict}** · {report.tool} · {report.created}", "",
               f"- dataset: {md_text(d.description)} — {md_text(d.found)}",
               f"- selected: {md_text(selection_text(d))}",
+              *([f"- execution: {md_text(cpu_text(report))}"] if report.cpu_default else []),
               f"- skipped (listed but missing, or label out of range): {d.skipped.count:,}"]
     lines += [f"  - {md_code(p.path)}: {md_text(p.reason)}" for p in d.skipped.first]
     for m in report.models:
@@ -69,6 +70,13 @@ def render_markdown(report: VerifyReport) -> str:
                   for c in m.checks if c.applies]
         lines += [f"- *{md_text(check_text(c))}*" for c in m.checks if not c.applies]
         lines += [] if m.checks else ["- none"]
+        computed = [computed_text(r) for r in m.runs if r.runtime == "openvino" and "@" in r.name]
+        if computed:
+            lines += ["", "Execution precision:"] + [f"- {md_text(t)}" for t in computed]
+        if m.explanations:
+            lines += ["", "Where runs depart from the original (`omzconv diff`):"]
+            lines += [f"- {md_text(explanation_text(e))}" + (f" — [diff page]({e.page})" if e.page else "")
+                      + (f"; {md_code(e.command)}" if e.page else "") for e in m.explanations]
         if m.execution is not None:
             lines += ["", f"Verified in {m.seconds:.1f} s {md_text(execution_text(m.execution))}."]
     lines += ["", "Notes:"] + [f"- {md_text(n)}" for n in report.notes]

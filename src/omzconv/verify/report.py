@@ -1,16 +1,12 @@
-"""The report: dataclasses that serialize to JSON (`VerifyReport.to_dict`), how it is assembled
-(`make_report`) and where it goes (`default_report_path`, `partial_path`). It knows no renderer:
-`render_md` and `render_html` take a report, `write.write_report` picks one."""
+"""The report: dataclasses that serialize to JSON (`VerifyReport.to_dict`) and how it is assembled
+(`make_report`). It knows no renderer: `render_md` and `render_html` take a report; where it goes
+and in which form is `write`'s."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Sequence
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omzconv import __version__
@@ -19,9 +15,7 @@ from omzconv.verify.metrics import wilson_interval
 if TYPE_CHECKING:
     import numpy as np
 
-    from omzconv.registry import Model
     from omzconv.verify.selection import Selection
-    from omzconv.workspace import Workspace
 
 SCHEMA = 1
 ORIGINAL = "original"  # the run of the original frozen graph
@@ -59,6 +53,9 @@ class RunResult:
     excluded: int = 0  # images left out because they calibrated this (INT8) IR
     cached_seconds: float = 0.0  # the stage time the cached images took when they were run (from the cache)
     speed_source: str = ""  # what images_per_second is measured on: "this run", "cache", "this run and cache", ""
+    inference_precision: str = "f32"  # what was asked of OpenVINO: f32, bf16, f16, default
+    executed: str = "f32"  # what OpenVINO computed in on this CPU (an IR); TensorFlow: f32
+    tolerance: str | None = None  # the models.yaml tolerance it was held to (execution.tolerance_key)
 
 
 @dataclass(frozen=True)
@@ -140,6 +137,25 @@ class Execution:
     per_worker: tuple[WorkerSpeed, ...] = ()
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """Where a run that failed, or disagreed with the original on some image, departs from it:
+    `omzconv diff` on its worst images (a failed run: the page is written beside the report), or
+    the command that would (a run that passed)."""
+
+    run: str
+    why: str  # "failed" or "disagreed"
+    command: str  # the `omzconv diff` command that explains it
+    page: str | None = None  # the diff page's file name, beside the report
+    images: int = 0  # images diffed
+    first_layer: str | None = None  # the first layer whose relative error exceeds `threshold`
+    first_index: int | None = None  # its place in the original's topological order
+    first_error: float | None = None
+    threshold: float | None = None
+    output_error: float | None = None  # the output's relative error on those images
+    error: str | None = None  # why the diff could not run
+
+
 @dataclass
 class ModelReport:
     model: str
@@ -156,6 +172,7 @@ class ModelReport:
     seconds: float
     interrupted: bool = False
     execution: Execution | None = None
+    explanations: list[Explanation] = field(default_factory=list)
     per_image: PerImage | None = field(default=None, repr=False, compare=False)  # not in the JSON
 
     @property
@@ -207,6 +224,7 @@ class VerifyReport:
     schema: int = SCHEMA
     tool: str = f"omzconv {__version__}"
     notes: list[str] = field(default_factory=list)
+    cpu_default: str | None = None  # what this CPU computes an f32 IR in without a hint (OpenVINO)
 
     @property
     def passed(self) -> bool:
@@ -264,27 +282,10 @@ SPEED_NOTE = ("images/s of a run = images it inferred ÷ its stage's wall time: 
 
 
 def make_report(selection: Selection, models: list[ModelReport], synthetic: bool,
-                interrupted: bool = False) -> VerifyReport:
+                interrupted: bool = False, cpu_default: str | None = None) -> VerifyReport:
     notes = [SPEED_NOTE]
     if synthetic:
         notes.insert(0, SYNTHETIC_NOTE)
     return VerifyReport(dataset=selection.info, models=models, synthetic=synthetic,
-                        interrupted=interrupted or any(m.interrupted for m in models), notes=notes)
-
-
-MAX_NAMED_MODELS = 3  # more models than this are counted in a report's file name, not listed
-
-
-def default_report_path(workspace: Workspace, dataset: DatasetInfo, models: Sequence[Model]) -> Path:
-    """`<out>/reports/verify-<dataset>-<models>-<hash>.json`, the hash over the data directory, the
-    image selection and the models, so verifying another dataset or subset writes another report."""
-    names = [m.name for m in models]
-    selection = json.dumps([dataset.data_dir, dataset.limit, dataset.seed, dataset.selected, names])
-    digest = hashlib.sha256(selection.encode()).hexdigest()[:8]
-    label = "+".join(names) if len(names) <= MAX_NAMED_MODELS else f"{len(names)}-models"
-    return workspace.model_dir(models[0]).parent / "reports" / f"verify-{dataset.name}-{label}-{digest}.json"
-
-
-def partial_path(path: Path) -> Path:
-    """Where an interrupted run's report goes, beside (never over) the last complete one."""
-    return path.with_name(f"{path.stem}.partial{path.suffix}")
+                        interrupted=interrupted or any(m.interrupted for m in models), notes=notes,
+                        cpu_default=cpu_default)

@@ -6,8 +6,9 @@ import re
 
 from omzconv.text import plural  # noqa: F401 - re-exported for the renderers
 
+from omzconv.execution import cpu_default_text, unavailable_text
 from omzconv.verify.report import (NOT_APPLICABLE, ORIGINAL, Accuracy, Check, Comparison, DatasetInfo, Execution,
-                                   ModelReport, ReferenceResult, RunResult)
+                                   Explanation, ModelReport, ReferenceResult, RunResult, VerifyReport)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -121,3 +122,35 @@ def compared_text(m: ModelReport) -> str:
     if m.interrupted and len(set(counts.values()) | {m.images}) > 1:
         return "images compared: " + ", ".join(f"{name} {n:,}" for name, n in counts.items())
     return f"{plural(m.images, 'image')} compared"
+
+
+def cpu_text(report: VerifyReport) -> str:
+    """What this CPU computes an f32 IR in by default, from OpenVINO ("" when not probed)."""
+    return cpu_default_text(report.cpu_default) if report.cpu_default else ""
+
+
+def computed_text(r: RunResult) -> str:
+    """How an IR run was computed: `FP32@bf16: asked bf16, computed in f32 (this CPU has no bf16: …);
+    held to the FP32 tolerance`; "" for the original."""
+    if r.runtime != "openvino":
+        return ""
+    asked = "" if r.inference_precision == r.executed else f"asked {r.inference_precision}, "
+    text = f"{r.name}: {asked}computed in {r.executed}"
+    note = unavailable_text(r.name, r.name.split("@")[0], r.inference_precision, r.executed)
+    text += f" ({note})" if note else ""
+    return text + (f"; held to the {r.tolerance} tolerance" if r.tolerance else "")
+
+
+def explanation_text(e: Explanation) -> str:
+    """Where a failed or disagreeing run departs from the original, or how to find out."""
+    if e.page is None:
+        what = "failed" if e.why == "failed" else "passed but changed the top-1 class of some images"
+        error = f" (omzconv diff could not run: {e.error})" if e.error else ""
+        return f"{e.run} {what}{error}; where it departs from the original: {e.command}"
+    if e.first_layer is None:
+        first = f"no layer's relative error exceeds {e.threshold:g}"
+    else:
+        first = (f"first divergent layer {e.first_index} {e.first_layer} (relative error {e.first_error:.2e} "
+                 f"> {e.threshold:g})")
+    out = "" if e.output_error is None else f", output relative error {e.output_error:.2e}"
+    return f"{e.run} failed: diff on its {plural(e.images, 'worst image')}: {first}{out}"

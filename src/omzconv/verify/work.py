@@ -48,6 +48,7 @@ class RunOutput:
     deltas: dict[str, tuple[np.ndarray, np.ndarray]]  # reference run → (max, sum) of |Δ prob| per image
     seconds: float  # layout, inference and bookkeeping
     load_seconds: float = 0.0  # opening the runner, when this job opened it
+    executed: str | None = None  # what OpenVINO computed in, as the compiled model says (None: TensorFlow)
 
 
 @dataclass
@@ -147,7 +148,7 @@ class Worker:
         probs_of.setdefault(name, {}).update(zip(ids, probs))
         deltas = {ref: prob_deltas(probs, np.stack([probs_of[ref][i] for i in ids])) for ref in job.refs[name]}
         result.runs[name] = RunOutput(np.array(ids), top, np.take_along_axis(probs, top, axis=-1), deltas,
-                                      time.perf_counter() - t0, load)
+                                      time.perf_counter() - t0, load, getattr(self.runners[name], "executed", None))
 
     def close(self) -> None:
         while self.runners:

@@ -1,12 +1,21 @@
-"""Where a report goes and in which form: the one place that picks a renderer for a file."""
+"""Where a report goes (`default_report_path`, `partial_path`, `diff_page_path`) and in which form:
+the one place that picks a renderer for a file."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omzconv.errors import UsageError
 from omzconv.fileutil import write_bytes_atomic, write_json_atomic
-from omzconv.verify.report import VerifyReport, partial_path
+from omzconv.verify.report import DatasetInfo, VerifyReport
+
+if TYPE_CHECKING:
+    from omzconv.registry import Model
+    from omzconv.workspace import Workspace
 
 FORMATS = {".json": "json", ".md": "md", ".html": "html", ".htm": "html"}
 
@@ -45,3 +54,28 @@ def write_report(report: VerifyReport, path: Path, fmt: str | None = None, *, th
         for target in written:
             partial_path(target).unlink(missing_ok=True)
     return written
+
+
+MAX_NAMED_MODELS = 3  # more models than this are counted in a report's file name, not listed
+
+
+def default_report_path(workspace: Workspace, dataset: DatasetInfo, models: Sequence[Model]) -> Path:
+    """`<out>/reports/verify-<dataset>-<models>-<hash>.json`, the hash over the data directory, the
+    image selection and the models, so verifying another dataset or subset writes another report."""
+    names = [m.name for m in models]
+    selection = json.dumps([dataset.data_dir, dataset.limit, dataset.seed, dataset.selected, names])
+    digest = hashlib.sha256(selection.encode()).hexdigest()[:8]
+    label = "+".join(names) if len(names) <= MAX_NAMED_MODELS else f"{len(names)}-models"
+    return workspace.model_dir(models[0]).parent / "reports" / f"verify-{dataset.name}-{label}-{digest}.json"
+
+
+def partial_path(path: Path) -> Path:
+    """Where an interrupted run's report goes, beside (never over) the last complete one."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def diff_page_path(report_path: Path, model: str, run: str) -> Path:
+    """The `omzconv diff` page explaining a failed run, beside the report:
+    `<report-stem>-diff-<model>-<run>.html` (run e.g. `FP32@bf16`)."""
+    report_path = Path(report_path)
+    return report_path.with_name(f"{report_path.stem}-diff-{model}-{run}.html")
