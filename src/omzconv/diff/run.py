@@ -46,14 +46,13 @@ def diff_model(model: Model, workspace: Workspace, registry: Registry, precision
     from omzconv.runners import TFRunner
     from omzconv.verify import ensure_artefacts
 
-    calibration = None
-    if data_dir is not None:
-        def calibration():  # noqa: E306 - only when an INT8 IR has to be made
-            from omzconv.quantize import load_calibration_source
+    def calibration():  # called only when an INT8 IR has to be made
+        from omzconv.quantize import load_calibration_source
 
-            return load_calibration_source(registry, "imagenet-val", data_dir)
+        return load_calibration_source(registry, "imagenet-val", data_dir)
+
     artefacts = ensure_artefacts(model, workspace, registry, precisions, input_type=input_type, layout=layout,
-                                 calibration=calibration, on_stage=on_stage)
+                                 calibration=None if data_dir is None else calibration, on_stage=on_stage)
     on_stage("preparing images")
     pixels, source = load_images(model, registry, data_dir, images, seed)
     on_stage("loading the frozen graph")
