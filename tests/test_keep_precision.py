@@ -143,7 +143,7 @@ def _types(xml):
 
 
 @pytest.mark.slow
-def test_keep_precision_auto_named_inherited_none(repair_ws):
+def test_keep_precision_auto_named_inherited_none(repair_ws, shared_dir):
     from omzconv.repair import kept_precision
 
     root, args, xml = repair_ws
@@ -186,6 +186,14 @@ def test_keep_precision_auto_named_inherited_none(repair_ws):
     weights = [op for op in kept["ops"] if op in types]
     assert f32 == sorted(weights) and len(f32) == 4
     assert sum(t == "f16" for t in types.values()) == len(types) - 4 > 50
+
+    verify = [*args[:args.index("convert")], "verify", MODEL, "--synthetic-weights", "-p", "FP16", "--limit", "8",
+              "--data-dir", str(shared_dir / "imagenet-sample"), "--no-diff", "--report", str(root / "r.json")]
+    _convert(verify)  # verify says what the IR it verified keeps, in every rendering
+    [run] = [r for r in json.loads((root / "r.json").read_text())["models"][0]["runs"] if r["name"] == "FP16"]
+    assert run["kept"]["layers"] == kept["layers"] and run["kept"]["ops"] == len(kept["ops"])
+    assert "kept 2 layers in f32 (" in (root / "r.md").read_text()
+    assert "FP16: kept 2 layers in f32 (" in (root / "r.html").read_text()
 
     before = xml.with_suffix(".bin").read_bytes()
     bad = _convert(args, "--keep-precision", "Conv2d_0/Conv2D,Conv2d_99_pointwise")

@@ -525,7 +525,7 @@ def test_report_json_schema(tmp_path, tiny_model, dataset_spec, registry):
     for run in m["runs"]:
         assert set(run) == {"name", "runtime", "artefact", "sha256", "images", "top1", "top5", "inferred", "cached",
                             "seconds", "load_seconds", "images_per_second", "excluded", "cached_seconds",
-                            "speed_source", "inference_precision", "executed", "tolerance"}
+                            "speed_source", "inference_precision", "executed", "tolerance", "kept"}
         assert set(run["top1"]) == {"correct", "images", "value", "ci95"} and len(run["top1"]["ci95"]) == 2
         assert isinstance(run["images_per_second"], float) and run["images_per_second"] > 0
     assert [r["name"] for r in m["runs"]] == ["original", "FP32", "FP16"]

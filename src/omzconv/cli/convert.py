@@ -125,32 +125,10 @@ def render_converted(results, synthetic: bool) -> None:
                      "up to date" if r.skipped else f"{r.seconds:.1f} s", check])
     title = "Converted (synthetic weights)" if synthetic else "Converted"
     print_table(title, ["model", "IR", "size", "time", "self-check"], rows, kinds=[NAME, FIXED, FIXED, FIXED, TEXT])
+    from omzconv.repair import kept_lines
+
     for r in results:
         stdout.print(f"{r.model} {r.path.parent.name}: {r.path}", soft_wrap=True)
         if r.kept:
-            for line in kept_lines(r.kept, r.skipped):
+            for line in kept_lines(r.kept, earlier=r.skipped):
                 stdout.print(f"  {escape(line)}", soft_wrap=True)
-
-
-def _set(result: dict) -> str:
-    return f"top-1 {result['top1_agreement']:.0%}, max |Δp| {result['max_prob_delta']:.1e}"
-
-
-def kept_lines(kept: dict, earlier: bool) -> list[str]:
-    """What --keep-precision kept and why, before → after on both image sets, and the speed."""
-    layers = kept["layers"]
-    head = (f"kept {plural(len(layers), 'layer')} in f32 ({plural(len(kept['ops']), 'IR op')}, "
-            f"{plural(kept['weights_kept'], 'weight')}): {', '.join('/'.join(n.split('/')[-2:]) for n in layers[:4])}"
-            + (" …" if len(layers) > 4 else "") if layers else "kept no layer in f32")
-    lines = [f"{head} — {kept['reason']}" + (" [repaired earlier; --keep-precision none undoes it]" if earlier else "")]
-    tol = kept["tolerance"]
-    for name, label in (("held_out", "held-out"), ("ranking", "ranking")):
-        r = kept["results"][name]
-        lines.append(f"{label} ({plural(r['after']['images'], 'image')}): {_set(r['before'])} → {_set(r['after'])} "
-                     f"(tolerance: max |Δp| ≤ {tol['max_prob_delta']:g}, top-1 kept where margin > {tol['tie_margin']:g})")
-    if kept.get("speed"):
-        sp = kept["speed"]
-        lines.append(f"speed: {sp['ratio']:.2f}× the plain FP16 IR's throughput ({sp['kept_images_per_s']:.0f} vs "
-                     f"{sp['plain_images_per_s']:.0f} img/s; latency {sp['kept_latency_ms']:.2f} vs "
-                     f"{sp['plain_latency_ms']:.2f} ms; computed in {sp['executed_in']})")
-    return lines

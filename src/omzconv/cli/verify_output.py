@@ -32,8 +32,8 @@ def render(report, report_dir=None) -> None:
     from rich.table import Table
 
     from omzconv.verify import (ORIGINAL, accuracy_text, check_text, compared_text, comparison_text, computed_text,
-                                cpu_text, decided_text, excluded_text, execution_text, explanation_text, percent,
-                                plural, reference_text, selection_text)
+                                cpu_text, decided_text, excluded_text, execution_text, explanation_text, kept_text,
+                                percent, plural, reference_text, selection_text)
 
     d = report.dataset
     _say(f"Verify on {d.name}: {selection_text(d)}", "bold", 0)
@@ -75,6 +75,8 @@ def render(report, report_dir=None) -> None:
         for r in m.runs:
             if r.runtime == "openvino" and "@" in r.name:
                 _say(computed_text(r), "" if r.executed == r.inference_precision else "yellow")
+            if r.kept:
+                _say(kept_text(r))
         for e in m.explanations:
             _say(explanation_text(e), "red" if e.why == "failed" else "")
             if e.page:

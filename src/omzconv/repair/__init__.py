@@ -11,6 +11,8 @@ Nothing here prints.
 """
 
 from omzconv.repair.apply import RepairSettings, keep_precision
-from omzconv.repair.record import NONE, KeepRequest, KeptPrecision, kept_precision, parse_keep
+from omzconv.repair.record import (NONE, KeepRequest, KeptPrecision, kept_head, kept_lines, kept_precision, parse_keep,
+                                   short_record, speed_text)
 
-__all__ = ["NONE", "KeepRequest", "KeptPrecision", "RepairSettings", "keep_precision", "kept_precision", "parse_keep"]
+__all__ = ["NONE", "KeepRequest", "KeptPrecision", "RepairSettings", "keep_precision", "kept_head", "kept_lines",
+           "kept_precision", "parse_keep", "short_record", "speed_text"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from omzconv.errors import UsageError
 from omzconv.fileutil import read_json
+from omzconv.text import plural
 from omzconv.workspace import SIDECAR
 
 RT_INFO_KEY = "keep_precision"  # under the IR's rt_info `omzconv` section
@@ -100,8 +101,14 @@ class KeptPrecision:
 
     def rt_info(self) -> str:
         """The short form the IR itself carries (JSON): what was kept and why, without the ranking."""
-        short = {k: v for k, v in self.to_dict().items() if k not in ("ranked", "tried", "ops", "image_keys")}
-        return json.dumps({**short, "ops": len(self.ops)}, sort_keys=True, separators=(",", ":"))
+        return json.dumps(short_record(self.to_dict()), sort_keys=True, separators=(",", ":"))
+
+
+def short_record(kept: dict[str, Any]) -> dict[str, Any]:
+    """A record without the ranking, the prefixes tried and the image keys; `ops` as a count. What
+    the IR's rt_info and verify's report carry."""
+    short = {k: v for k, v in kept.items() if k not in ("ranked", "tried", "ops", "image_keys")}
+    return {**short, "ops": kept["ops"] if isinstance(kept["ops"], int) else len(kept["ops"])}
 
 
 def kept_precision(xml_path: Path) -> dict[str, Any] | None:
@@ -117,3 +124,40 @@ def kept_precision(xml_path: Path) -> dict[str, Any] | None:
     if not ov_model.has_rt_info(["omzconv", RT_INFO_KEY]):
         return None
     return json.loads(ov_model.get_rt_info(["omzconv", RT_INFO_KEY]).astype(str))
+
+
+def _set_text(result: dict[str, Any]) -> str:
+    return f"top-1 {result['top1_agreement']:.0%}, max |Δp| {result['max_prob_delta']:.1e}"
+
+
+def kept_head(kept: dict[str, Any]) -> str:
+    """One line: the layers kept in f32 (the first four), how many ops and weights, and why."""
+    layers, ops = kept["layers"], kept["ops"]
+    if not layers:
+        return f"kept no layer in f32 — {kept['reason']}"
+    names = ", ".join("/".join(n.split("/")[-2:]) for n in layers[:4]) + (" …" if len(layers) > 4 else "")
+    return (f"kept {plural(len(layers), 'layer')} in f32 ({plural(ops if isinstance(ops, int) else len(ops), 'IR op')}, "
+            f"{plural(kept['weights_kept'], 'weight')}): {names} — {kept['reason']}")
+
+
+def speed_text(kept: dict[str, Any]) -> str:
+    """The repaired IR's speed against the plain FP16 IR's ("" when it was not measured)."""
+    sp = kept.get("speed")
+    if not sp:
+        return ""
+    ratio = sp["kept_images_per_s"] / sp["plain_images_per_s"] if sp["plain_images_per_s"] else float("nan")
+    return (f"speed: {ratio:.2f}× the plain FP16 IR's throughput ({sp['kept_images_per_s']:.0f} vs "
+            f"{sp['plain_images_per_s']:.0f} img/s; latency {sp['kept_latency_ms']:.2f} vs "
+            f"{sp['plain_latency_ms']:.2f} ms; computed in {sp['executed_in']})")
+
+
+def kept_lines(kept: dict[str, Any], earlier: bool = False) -> list[str]:
+    """What --keep-precision kept and why, before → after on both image sets, and the speed."""
+    lines = [kept_head(kept) + (" [repaired earlier; --keep-precision none undoes it]" if earlier else "")]
+    tol = kept["tolerance"]
+    for name, label in (("held_out", "held-out"), ("ranking", "ranking")):
+        r = kept["results"][name]
+        lines.append(f"{label} ({plural(r['after']['images'], 'image')}): {_set_text(r['before'])} → "
+                     f"{_set_text(r['after'])} (tolerance: max |Δp| ≤ {tol['max_prob_delta']:g}, top-1 kept where "
+                     f"margin > {tol['tie_margin']:g})")
+    return lines + ([speed_text(kept)] if kept.get("speed") else [])

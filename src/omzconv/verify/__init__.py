@@ -49,8 +49,8 @@ from omzconv.verify.report import (NOT_APPLICABLE, ORIGINAL, SCHEMA, SPEED_NOTE,
                                    comparable, make_report)
 from omzconv.verify.selection import FIRST_PROBLEMS, Selection, model_labels, select_images, skipped, strict_error
 from omzconv.verify.texts import (accuracy_text, check_text, compared_text, comparison_text, computed_text, cpu_text,
-                                  decided_text, excluded_text, execution_text, explanation_text, percent, plural,
-                                  printable, reference_text, selection_text, speed_text)
+                                  decided_text, excluded_text, execution_text, explanation_text, kept_text, percent,
+                                  plural, printable, reference_text, run_notes, selection_text, speed_text)
 from omzconv.verify.write import default_report_path, diff_page_path, partial_path, report_format, write_report
 
 __all__ = [
@@ -62,9 +62,10 @@ __all__ = [
     "accuracy_reasons", "accuracy_text", "agreement", "applicable_references", "cache_dir_for", "check_text",
     "comparable", "compared_text", "comparison_text", "computed_text", "conversion_checks", "cpu_text", "decided_text",
     "default_report_path", "diff_command", "diff_page_path", "ensure_artefacts", "evaluate_model", "excluded_text",
-    "execution_text", "explain_model", "explanation_text", "image_key", "int8_artefact",
+    "execution_text", "explain_model", "explanation_text", "image_key", "int8_artefact", "kept_text",
     "make_report", "md_code", "md_text", "model_labels", "open_runner", "partial_path", "percent", "plural",
     "printable", "prob_deltas", "reference_checks", "reference_reasons", "reference_text", "render_markdown",
-    "report_format", "select_images", "selection_text", "set_agreement", "skipped", "speed_text", "strict_error",
+    "report_format", "run_notes", "select_images", "selection_text", "set_agreement", "skipped", "speed_text",
+    "strict_error",
     "to_explain", "topk_correct", "topk_ids", "wilson_interval", "with_runs", "worst_images", "write_report",
 ]

@@ -4,7 +4,7 @@ that executes each (TensorFlow for the graph, OpenVINO for an IR)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -35,6 +35,7 @@ class Artefact:
     calibration: frozenset[str] = frozenset()  # record keys of images it must not be measured on
     inference_precision: str = "f32"  # asked of OpenVINO: f32, bf16, f16 or default (omzconv.execution)
     executed: str = "f32"  # what OpenVINO computes it in on this CPU (probed before the run)
+    kept: dict | None = field(default=None, compare=False)  # what a repaired IR keeps in f32 (repair.short_record)
 
     @property
     def precision(self) -> str:
@@ -74,6 +75,7 @@ def ensure_artefacts(model: Model, workspace: Workspace, registry: Registry, pre
     FP32 it is made from (see `int8_artefact`); `calibration` gives the images to make it with.
     `input_type`/`layout` select the IR variant (default: the interface models.yaml declares)."""
     from omzconv.pipeline import ensure_converted, ensure_graph, frozen_outputs, frozen_weights
+    from omzconv.repair import kept_precision, short_record
 
     pb_path, source_sha = ensure_graph(model, workspace, progress=progress, on_stage=on_stage)
     converted = []
@@ -86,7 +88,9 @@ def ensure_artefacts(model: Model, workspace: Workspace, registry: Registry, pre
         result = ensure_converted(model, workspace, registry, precision, input_type=input_type, layout=layout,
                                   progress=progress, on_stage=on_stage)
         meta = _sidecar(result.path, f"omzconv convert {model.name} -p {precision} --force")
-        converted.append(Artefact(precision, "openvino", result.path, meta["sha256"]))
+        kept = kept_precision(result.path)
+        converted.append(Artefact(precision, "openvino", result.path, meta["sha256"],
+                                  kept=short_record(kept) if kept else None))
         source_sha = source_sha or meta["recipe"]["source_sha256"]  # a graph without a sidecar: convert hashed it
     return ModelArtefacts(output=frozen_outputs(model, workspace)[0], weights=frozen_weights(model, workspace),
                           original=Artefact(ORIGINAL, "tensorflow", pb_path, source_sha or ""),

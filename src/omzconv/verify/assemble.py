@@ -84,7 +84,8 @@ class RunState:
             cached=self.cached, seconds=round(self.seconds, 3), load_seconds=round(self.load_seconds, 3),
             images_per_second=round(timed / seconds, 3) if timed and seconds > 0 else None, excluded=excluded,
             cached_seconds=round(cached_s, 3), speed_source=source if timed and seconds > 0 else "",
-            inference_precision=self.artefact.inference_precision, executed=self.artefact.executed, tolerance=tolerance)
+            inference_precision=self.artefact.inference_precision, executed=self.artefact.executed, tolerance=tolerance,
+            kept=self.artefact.kept)
 
 
 def model_report(model: Model, artefacts: ModelArtefacts, runs: list[RunState], records: Sequence[Record],

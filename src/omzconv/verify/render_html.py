@@ -22,7 +22,7 @@ import numpy as np
 
 from omzconv.verify.checks import TOP1_METRIC
 from omzconv.verify.report import ORIGINAL, SPEED_NOTE, ModelReport, PerImage, VerifyReport
-from omzconv.verify.texts import (accuracy_text, check_text, compared_text, computed_text, cpu_text, decided_text,
+from omzconv.verify.texts import (accuracy_text, check_text, compared_text, cpu_text, decided_text, run_notes,
                                   execution_text, explanation_text, percent, plural, reference_text, sci,
                                   selection_text, speed_text)
 
@@ -106,7 +106,7 @@ def _model_context(m: ModelReport, k: int, thumbnails: bool) -> dict[str, Any]:
                                                 if applied else None), f"m{k}a-") if intervals else None,
         "vs_original": [c for c in m.comparisons if c.reference == ORIGINAL],
         "histogram_svg": None, "zero_deltas": [], "groups": [], "per_class": None, "top1": {},
-        "computed": [computed_text(r) for r in m.runs if r.runtime == "openvino" and "@" in r.name],
+        "computed": run_notes(m),
     }
     data = m.per_image
     if data is None or not m.comparisons:

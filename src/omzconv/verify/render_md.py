@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from omzconv.verify.report import ORIGINAL, SYNTHETIC_NOTE, VerifyReport
-from omzconv.verify.texts import (accuracy_text, check_text, compared_text, comparison_text, computed_text,
+from omzconv.verify.texts import (accuracy_text, check_text, compared_text, comparison_text, run_notes,
                                   cpu_text, decided_text, excluded_text, execution_text, explanation_text, percent,
                                   plural, printable, reference_text, sci, selection_text, speed_text)
 
@@ -70,7 +70,7 @@ def render_markdown(report: VerifyReport) -> str:
                   for c in m.checks if c.applies]
         lines += [f"- *{md_text(check_text(c))}*" for c in m.checks if not c.applies]
         lines += [] if m.checks else ["- none"]
-        computed = [computed_text(r) for r in m.runs if r.runtime == "openvino" and "@" in r.name]
+        computed = run_notes(m)
         if computed:
             lines += ["", "Execution precision:"] + [f"- {md_text(t)}" for t in computed]
         if m.explanations:

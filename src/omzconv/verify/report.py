@@ -56,6 +56,7 @@ class RunResult:
     inference_precision: str = "f32"  # what was asked of OpenVINO: f32, bf16, f16, default
     executed: str = "f32"  # what OpenVINO computed in on this CPU (an IR); TensorFlow: f32
     tolerance: str | None = None  # the models.yaml tolerance it was held to (execution.tolerance_key)
+    kept: dict | None = None  # what a repaired FP16 IR keeps in f32 and why (repair.short_record)
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,28 @@ def computed_text(r: RunResult) -> str:
     return text + (f"; held to the {r.tolerance} tolerance" if r.tolerance else "")
 
 
+def kept_text(r: RunResult) -> str:
+    """What a repaired IR keeps in f32 and why, and its speed against the plain IR ("" if none)."""
+    if not r.kept:
+        return ""
+    from omzconv.repair import kept_head, speed_text
+
+    speed = speed_text(r.kept)
+    return f"{r.name}: {kept_head(r.kept)}" + (f"; {speed}" if speed else "")
+
+
+def run_notes(m: ModelReport) -> list[str]:
+    """How each IR run was computed, when it is not simply the IR in f32, and what a repaired IR
+    keeps in f32: the lines every rendering lists under "Execution precision"."""
+    notes = []
+    for r in m.runs:
+        if r.runtime == "openvino" and "@" in r.name:
+            notes.append(computed_text(r))
+        if r.kept:
+            notes.append(kept_text(r))
+    return notes
+
+
 def explanation_text(e: Explanation) -> str:
     """Where a failed or disagreeing run departs from the original, or how to find out."""
     if e.page is None:
