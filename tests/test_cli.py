@@ -365,15 +365,21 @@ def test_ctrl_c_exits_130_not_aborted(run, monkeypatch):
     assert "Aborted" not in result.output and "Interrupted" in result.output
 
 
+HOLD = 20  # seconds the trickle server holds its last bytes for a cleared gate
+
+
 @pytest.fixture
 def trickle_server(tmp_path):
     """A local HTTP server that sends its 4 MiB body 16 KiB every 10 ms (pytest-httpserver buffers),
-    and a models.yaml whose inception_v4 archive is that body."""
+    and a models.yaml whose inception_v4 archive is that body. While `gate` is clear (it is set
+    unless a test clears it) the last 16 KiB wait for it, at most HOLD seconds (below the download's
+    30 s stall deadline)."""
     import threading
     import time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     payload = b"x" * (4 << 20)
+    chunk = 16 << 10
 
     class Trickle(BaseHTTPRequestHandler):
         def do_GET(self):
@@ -382,8 +388,10 @@ def trickle_server(tmp_path):
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             try:
-                for i in range(0, len(payload), 16 << 10):
-                    self.wfile.write(payload[i:i + (16 << 10)])
+                for i in range(0, len(payload), chunk):
+                    if i + chunk >= len(payload):
+                        self.server.gate.wait(HOLD)
+                    self.wfile.write(payload[i:i + chunk])
                     self.wfile.flush()
                     time.sleep(0.01)
             except (BrokenPipeError, ConnectionResetError):
@@ -393,7 +401,8 @@ def trickle_server(tmp_path):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    server.requests = 0
+    server.requests, server.gate = 0, threading.Event()
+    server.gate.set()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     data = yaml.safe_load(ROOT_YAML.read_text())
@@ -453,21 +462,41 @@ def test_tensorflow_log_lines_stay_off_the_terminal():
 
 
 def test_two_processes_fetch_one_archive_once(tmp_path, trickle_server):
-    """The second waits on the first's lock, says so once, then finds the archive verified."""
+    """The second waits on the first's lock, says so once, then finds the archive verified.
+
+    The first's transfer is held before its last bytes until the second says it waits: under load
+    the second process may take longer to start than the whole 2.6 s transfer (it then found the
+    archive already there and never waited: the test failed, the code had not)."""
+    import threading
     import time
 
     command = [sys.executable, "-m", "omzconv", "--models", str(trickle_server.models), "--cache-dir",
                str(tmp_path / "cache"), "download", "inception_v4"]
+    trickle_server.server.gate.clear()
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     part = tmp_path / "cache" / "inception_v4" / (trickle_server.archive + ".part")
     deadline = time.monotonic() + 30
     while not part.is_file() and time.monotonic() < deadline:
         time.sleep(0.02)
-    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    notice = "another omzconv process is making it; waiting for it"
+    lines: list[str] = []
+
+    def read_stderr():
+        for line in second.stderr:
+            lines.append(line)
+            if notice in line:
+                trickle_server.server.gate.set()  # the second waits: let the first finish
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    second.wait(timeout=60)
+    reader.join(timeout=10)
     first.communicate(timeout=60)
+    stderr = "".join(lines)
     # Both fail at extraction (the payload is no tar): what matters is one transfer, one wait notice.
     assert trickle_server.server.requests == 1
-    assert second.stderr.count("another omzconv process is making it; waiting for it") == 1, second.stderr
+    assert stderr.count(notice) == 1, stderr
 
 
 def test_stage_display_names_the_stage_and_counts_only_while_counted(monkeypatch):
