@@ -19,7 +19,8 @@ For each model, through omzconv's CLI (`python -m omzconv`, one process per step
 Verdicts are verify's, by the models.yaml each verify ran with (the tightened row's "before": the
 repair's own judge of the plain IR on the same images, by the tightened tolerance). Speed is the
 repair record's: the repaired IR's throughput ÷ the plain FP16 IR's (`--speed-seconds` per loop).
-Printed: the CPU's flags, OpenVINO's version, what an f32 IR is computed in by default here, and one table (≤ 100 columns) per model.
+Printed: the CPU's flags, OpenVINO's version, what an f32 IR is computed in by default here, and
+one table (≤ 100 columns) per model.
 
     python benchmarks/precision_table.py [NAME ...] [--workdir /tmp/omzconv-table] [--data-dir DIR]
 """
@@ -122,8 +123,8 @@ def main() -> None:
 
     print(cpu_line())
     core = ov.Core()
-    print(f"OpenVINO {ov.get_version()}; CPU OPTIMIZATION_CAPABILITIES: "
-          f"{', '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}")
+    print(f"OpenVINO {ov.get_version()}")
+    print(f"CPU OPTIMIZATION_CAPABILITIES: {', '.join(core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES'))}")
     print(f"an f32 IR is computed in by default here: {cpu_default_precision()}")
     for name in args.names:
         started = time.perf_counter()
@@ -175,8 +176,8 @@ def speed_cell(kept: dict) -> str:
 
 
 def print_table(name, keys, same, before, after, shipped, tightened, tight, int8_meta, seconds) -> None:
-    print(f"\n{name}, synthetic weights: {len(keys['held_out'])} held-out sample images (disjoint from the "
-          f"{len(keys['ranking'])} ranking ones); {seconds:.0f} s")
+    print(f"\n{name}, synthetic weights: {len(keys['held_out'])} held-out sample images "
+          f"(not the {len(keys['ranking'])} ranking ones); {seconds:.0f} s")
     head = (f"  {'run':17} {'tol':>5} {'imgs':>4} {'top-1':>6} {'→':>5} {'max|Δp|':>8} {'→':>8} "
             f"{'verdict':>9} {'kept':>7} {'speed':>6}")
     print(head)
