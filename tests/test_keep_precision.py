@@ -173,6 +173,11 @@ def test_keep_precision_auto_named_inherited_none(repair_ws, shared_dir):
     plain_again = _convert(args)  # no --keep-precision: the repair stays, and says so
     assert plain_again.exit_code == 0 and "up to date" in plain_again.output
     assert "[repaired earlier; --keep-precision none undoes it]" in plain_again.output
+    from omzconv.cli import main
+
+    narrow = CliRunner(env={"COLUMNS": "80"}).invoke(main, args, catch_exceptions=False)  # what was kept, wrapped
+    assert narrow.exit_code == 0 and "kept " in narrow.output
+    assert max(len(line) for line in narrow.output.splitlines() if not line.startswith(f"{MODEL} FP16: /")) <= 80
     assert kept_precision(xml)["layers"] == kept["layers"]
 
     names = ["Conv2d_0/Conv2D", "MobilenetV1/MobilenetV1/Conv2d_5_depthwise/depthwise"]

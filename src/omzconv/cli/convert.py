@@ -6,12 +6,11 @@ import time
 from dataclasses import asdict
 
 import click
-from rich.markup import escape
 
 from omzconv.cli import App
 from omzconv.cli.progress import stage_status, transfer_bars
 from omzconv.cli.ui import (FIXED, NAME, TEXT, human_size, info, ir_interface_options, models_argument, print_json,
-                            print_table, stdout, synthetic_option)
+                            print_table, say, stdout, synthetic_option)
 from omzconv.text import plural
 from omzconv.cli.quantize import calibration_options, quantize_models, render, result_json
 
@@ -131,4 +130,4 @@ def render_converted(results, synthetic: bool) -> None:
         stdout.print(f"{r.model} {r.path.parent.name}: {r.path}", soft_wrap=True)
         if r.kept:
             for line in kept_lines(r.kept, earlier=r.skipped):
-                stdout.print(f"  {escape(line)}", soft_wrap=True)
+                say(line)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -172,6 +173,14 @@ def print_table(title: str | None, columns: list[str], rows: list[list[Any]],
     for row in cells[1:]:
         table.add_row(*(Text(cell) for cell in row))  # cleaned text, never markup
     stdout.print(table)
+
+
+def say(text: str, style: str = "", indent: int = 2) -> None:
+    """A line of plain text (no markup), wrapped to the terminal with a hanging indent."""
+    width = max(40, stdout.width or 80)
+    lines = textwrap.wrap(text, width, initial_indent=" " * indent, subsequent_indent=" " * (indent + 2),
+                          break_on_hyphens=False)
+    stdout.print(Text("\n".join(lines), style=style), soft_wrap=True)
 
 
 def info(message: str, quiet: bool) -> None:

@@ -3,23 +3,16 @@ computed and where failed runs depart from the original, and a summary line per 
 
 from __future__ import annotations
 
-import textwrap
-
 from rich.markup import escape
-from rich.text import Text
 
-from omzconv.cli.ui import HEAD_RULE, stdout
+from omzconv.cli.ui import HEAD_RULE, say, stdout
 
 
 def _say(text: str, style: str = "", indent: int = 2) -> None:
-    """A line of the result, wrapped to the terminal with a hanging indent (no markup: `text` may
-    hold file names, shown with their control characters escaped)."""
+    """A line of the result (file names in it shown with their control characters escaped)."""
     from omzconv.verify import printable
 
-    width = max(40, stdout.width or 80)
-    lines = textwrap.wrap(printable(text), width, initial_indent=" " * indent, subsequent_indent=" " * (indent + 2),
-                          break_on_hyphens=False)
-    stdout.print(Text("\n".join(lines), style=style), soft_wrap=True)
+    say(printable(text), style, indent)
 
 
 def render(report, report_dir=None) -> None:
