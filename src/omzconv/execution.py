@@ -31,6 +31,11 @@ def run_name(precision: str, inference_precision: str) -> str:
     return precision if inference_precision == EXACT else f"{precision}@{inference_precision}"
 
 
+def ir_precision(name: str) -> str:
+    """The IR precision a run is of, `run_name`'s inverse: `FP16@bf16` → `FP16`."""
+    return name.split("@")[0]
+
+
 def parse_inference_precisions(values: Iterable[str]) -> tuple[str, ...]:
     """`--inference-precision` values, each repeatable or comma-separated, in order, once each."""
     items = [v.strip().lower() for value in values for v in value.split(",") if v.strip()]

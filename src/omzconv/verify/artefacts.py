@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from omzconv.errors import GraphError
+from omzconv.execution import ir_precision
 from omzconv.fileutil import read_json
 from omzconv.registry import Model, Registry
 from omzconv.verify.report import ORIGINAL
@@ -40,7 +41,7 @@ class Artefact:
     @property
     def precision(self) -> str:
         """The IR's precision (FP32, FP16, INT8), without the execution precision."""
-        return self.name.split("@")[0]
+        return ir_precision(self.name)
 
     @property
     def identity(self) -> str:

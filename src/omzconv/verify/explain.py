@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from omzconv.errors import OmzconvError
+from omzconv.execution import ir_precision
 from omzconv.registry import Model
 from omzconv.verify.artefacts import ModelArtefacts
 from omzconv.verify.report import ORIGINAL, Explanation, ModelReport, PerImage, RunResult
@@ -54,7 +55,7 @@ def worst_images(data: PerImage, run: str, count: int = MAX_IMAGES) -> np.ndarra
 
 def diff_command(model: str, run: RunResult, *, synthetic: bool, data_dir: Path | None, images: int) -> str:
     """The `omzconv diff` command that compares this run layer by layer."""
-    words = ["omzconv", "diff", model, "-p", run.name.split("@")[0]]
+    words = ["omzconv", "diff", model, "-p", ir_precision(run.name)]
     if run.inference_precision != "f32":
         words += ["--inference-precision", run.inference_precision]
     if synthetic:

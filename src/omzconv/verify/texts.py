@@ -6,7 +6,7 @@ import re
 
 from omzconv.text import plural  # noqa: F401 - re-exported for the renderers
 
-from omzconv.execution import cpu_default_text, unavailable_text
+from omzconv.execution import cpu_default_text, ir_precision, unavailable_text
 from omzconv.verify.report import (NOT_APPLICABLE, ORIGINAL, Accuracy, Check, Comparison, DatasetInfo, Execution,
                                    Explanation, ModelReport, ReferenceResult, RunResult, VerifyReport)
 
@@ -136,7 +136,7 @@ def computed_text(r: RunResult) -> str:
         return ""
     asked = "" if r.inference_precision == r.executed else f"asked {r.inference_precision}, "
     text = f"{r.name}: {asked}computed in {r.executed}"
-    note = unavailable_text(r.name, r.name.split("@")[0], r.inference_precision, r.executed)
+    note = unavailable_text(r.name, ir_precision(r.name), r.inference_precision, r.executed)
     text += f" ({note})" if note else ""
     return text + (f"; held to the {r.tolerance} tolerance" if r.tolerance else "")
 
