@@ -25,7 +25,7 @@ from omzconv.freeze import check_frozen_graph
 from omzconv.integrity import stamp
 from omzconv.ovcompat import stable_names
 from omzconv.registry import Model, PrecisionTolerance
-from omzconv.runners import IRInput, OVRunner, probabilities
+from omzconv.runners import IRInput, OVRunner, probabilities, top_margin
 from omzconv.selfcheck import check_images, reference_outputs
 from omzconv.workspace import SIDECAR, current_sidecar, ir_files, ir_size
 
@@ -252,8 +252,7 @@ def self_check(model: Model, pb_path: Path, pb_sha256: str, xml_path: Path, outp
     for name in outputs:
         p_ref, p_ir = probabilities(model, name, expected[name]), probabilities(model, name, got[name])
         deltas.append(float(np.abs(p_ref - p_ir).max()))
-        top2 = np.sort(p_ref, axis=-1)[:, -2:]
-        decisive = (top2[:, 1] - top2[:, 0]) > tolerance.self_check_tie_margin
+        decisive = top_margin(p_ref) > tolerance.self_check_tie_margin
         ties += int((~decisive).sum())
         same = p_ref.argmax(-1) == p_ir.argmax(-1)
         agree.append(float(same[decisive].mean()) if decisive.any() else 1.0)

@@ -36,6 +36,13 @@ def probabilities(model: Model, output: str, values: np.ndarray) -> np.ndarray:
     return values if model.output(output).kind == "probabilities" else softmax(values)
 
 
+def top_margin(probs: np.ndarray) -> np.ndarray:
+    """Per image, the top-1 minus the top-2 probability: how decisive a prediction is (an image whose
+    margin is within a precision's tie_margin is a near-tie that its rounding may reorder)."""
+    top2 = np.sort(probs, axis=-1)[:, -2:]
+    return top2[:, 1] - top2[:, 0]
+
+
 def load_graph_def(pb_path: Path) -> Any:
     from omzconv.tfcompat import import_tf
 

@@ -78,8 +78,9 @@ def image_sets(model: Model, source, ranking: int, held_out: int, seed: int = SE
 
 def judge(p_ref: np.ndarray, p_ir: np.ndarray, tolerance: PrecisionTolerance) -> SetResult:
     """The IR's probabilities against the original's, by the precision's tolerance in models.yaml."""
-    top2 = np.sort(p_ref, axis=-1)[:, -2:]
-    decisive = (top2[:, 1] - top2[:, 0]) > tolerance.tie_margin
+    from omzconv.runners import top_margin
+
+    decisive = top_margin(p_ref) > tolerance.tie_margin
     same = p_ref.argmax(-1) == p_ir.argmax(-1)
     delta = float(np.abs(p_ref - p_ir).max()) if p_ref.size else 0.0
     changed = int((~same & decisive).sum())
